@@ -1,0 +1,332 @@
+//! `twilio-broker credential add|list|show|rm`, through the Admin API.
+//!
+//! Secrets come from stdin or a file, never from an argument (arguments are
+//! visible to every user of the host in the process list).
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use twilio_broker_api::v1 as pb;
+use twilio_broker_api::v1::admin_client::AdminClient;
+use zeroize::Zeroizing;
+
+use super::connect::{AddrArgs, status_error};
+
+/// Credential subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Store a credential (replacing one of the same name).
+    Add(AddArgs),
+    /// List stored credentials (metadata only).
+    List {
+        #[command(flatten)]
+        addr: AddrArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one credential's metadata.
+    Show {
+        /// The credential's name.
+        name: String,
+        #[command(flatten)]
+        addr: AddrArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a credential.
+    Rm {
+        /// The credential's name.
+        name: String,
+        #[command(flatten)]
+        addr: AddrArgs,
+    },
+}
+
+/// Which kind of credential `add` stores.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct KindFlags {
+    /// Account SID + Auth Token (local tests and webhook validation only).
+    #[arg(long)]
+    auth_token: bool,
+    /// An API key: needs --key-sid and --key-type.
+    #[arg(long)]
+    api_key: bool,
+    /// An OAuth client: needs --client-id.
+    #[arg(long)]
+    oauth_client: bool,
+    /// Test credentials (test Account SID + test Auth Token).
+    #[arg(long)]
+    test: bool,
+}
+
+/// Key types accepted by `--key-type`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KeyTypeArg {
+    /// Main key.
+    Main,
+    /// Standard key.
+    Standard,
+    /// Restricted key.
+    Restricted,
+}
+
+/// Arguments of `credential add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// Name to store the credential under.
+    name: String,
+    #[command(flatten)]
+    kind: KindFlags,
+    /// The Account SID (AC...).
+    #[arg(long)]
+    account_sid: String,
+    /// The API key SID (SK...), with --api-key.
+    #[arg(long)]
+    key_sid: Option<String>,
+    /// The API key type, with --api-key.
+    #[arg(long, value_enum)]
+    key_type: Option<KeyTypeArg>,
+    /// The OAuth client id (OQ...), with --oauth-client.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Read the secret from standard input.
+    #[arg(long, conflicts_with = "secret_file")]
+    secret_stdin: bool,
+    /// Read the secret from a file.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// A label, KEY=VALUE (repeatable), e.g. environment=production.
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    #[command(flatten)]
+    addr: AddrArgs,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("label {text:?} must be KEY=VALUE"))
+}
+
+fn read_secret(args: &AddArgs) -> anyhow::Result<Zeroizing<String>> {
+    let mut text = Zeroizing::new(String::new());
+    if args.secret_stdin {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the secret from standard input")?;
+    } else if let Some(path) = &args.secret_file {
+        *text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    } else {
+        anyhow::bail!(
+            "the secret is read from standard input (--secret-stdin) or a file (--secret-file), \
+             never from an argument"
+        );
+    }
+    // Strip one trailing newline as `echo` and editors add it.
+    let trimmed = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(trimmed);
+    if text.is_empty() {
+        anyhow::bail!("the secret is empty");
+    }
+    Ok(text)
+}
+
+fn build_put(args: &AddArgs, secret: &str) -> anyhow::Result<pb::PutCredentialRequest> {
+    use pb::put_credential_request::Credential as C;
+    let account_sid = args.account_sid.clone();
+    let need = |value: &Option<String>, flag: &str, kind: &str| {
+        value
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{kind} needs {flag}"))
+    };
+    let credential = if args.kind.auth_token {
+        C::AuthToken(pb::AuthTokenCredential {
+            account_sid,
+            auth_token: secret.to_owned(),
+        })
+    } else if args.kind.api_key {
+        let key_type = match args.key_type {
+            Some(KeyTypeArg::Main) => pb::KeyType::Main,
+            Some(KeyTypeArg::Standard) => pb::KeyType::Standard,
+            Some(KeyTypeArg::Restricted) => pb::KeyType::Restricted,
+            None => anyhow::bail!("--api-key needs --key-type main|standard|restricted"),
+        };
+        C::ApiKey(pb::ApiKeyCredential {
+            account_sid,
+            key_sid: need(&args.key_sid, "--key-sid SK...", "--api-key")?,
+            secret: secret.to_owned(),
+            key_type: key_type.into(),
+        })
+    } else if args.kind.oauth_client {
+        C::OauthClient(pb::OAuthClientCredential {
+            account_sid,
+            client_id: need(&args.client_id, "--client-id OQ...", "--oauth-client")?,
+            client_secret: secret.to_owned(),
+        })
+    } else {
+        C::Test(pb::TestCredential {
+            account_sid,
+            auth_token: secret.to_owned(),
+        })
+    };
+    Ok(pb::PutCredentialRequest {
+        name: args.name.clone(),
+        labels: args.labels.iter().cloned().collect::<HashMap<_, _>>(),
+        credential: Some(credential),
+    })
+}
+
+/// Runs a credential subcommand.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Add(args) => {
+            let secret = read_secret(&args)?;
+            let request = build_put(&args, &secret)?;
+            drop(secret);
+            let mut client = AdminClient::new(args.addr.channel().await?);
+            let stored = client
+                .put_credential(request)
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .credential
+                .unwrap_or_default();
+            println!("stored {} ({})", stored.name, kind_name(stored.kind));
+        }
+        Command::List { addr, json } => {
+            let mut client = AdminClient::new(addr.channel().await?);
+            let list = client
+                .list_credentials(pb::ListCredentialsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .credentials;
+            if json {
+                let items: Vec<_> = list.iter().map(metadata_json).collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print_table(&list);
+            }
+        }
+        Command::Show { name, addr, json } => {
+            let mut client = AdminClient::new(addr.channel().await?);
+            let found = client
+                .get_credential(pb::GetCredentialRequest { name })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .credential
+                .unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&metadata_json(&found))?);
+            } else {
+                for (key, value) in metadata_fields(&found) {
+                    println!("{key:<12} {value}");
+                }
+            }
+        }
+        Command::Rm { name, addr } => {
+            let mut client = AdminClient::new(addr.channel().await?);
+            client
+                .delete_credential(pb::DeleteCredentialRequest { name: name.clone() })
+                .await
+                .map_err(status_error)?;
+            println!("deleted {name}");
+        }
+    }
+    Ok(())
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match pb::CredentialKind::try_from(kind) {
+        Ok(pb::CredentialKind::AuthToken) => "auth_token",
+        Ok(pb::CredentialKind::ApiKey) => "api_key",
+        Ok(pb::CredentialKind::OauthClient) => "oauth_client",
+        Ok(pb::CredentialKind::Test) => "test",
+        _ => "unknown",
+    }
+}
+
+fn key_type_name(key_type: i32) -> &'static str {
+    match pb::KeyType::try_from(key_type) {
+        Ok(pb::KeyType::Main) => "main",
+        Ok(pb::KeyType::Standard) => "standard",
+        Ok(pb::KeyType::Restricted) => "restricted",
+        _ => "",
+    }
+}
+
+fn time_text(t: Option<&prost_types::Timestamp>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_default()
+}
+
+fn labels_text(m: &pb::CredentialMetadata) -> String {
+    let mut labels: Vec<_> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    labels.join(",")
+}
+
+fn metadata_fields(m: &pb::CredentialMetadata) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("name", m.name.clone()),
+        ("kind", kind_name(m.kind).to_owned()),
+        ("account_sid", m.account_sid.clone()),
+    ];
+    if !m.key_sid.is_empty() {
+        fields.push(("key_sid", m.key_sid.clone()));
+        fields.push(("key_type", key_type_name(m.key_type).to_owned()));
+    }
+    if !m.client_id.is_empty() {
+        fields.push(("client_id", m.client_id.clone()));
+    }
+    fields.push(("labels", labels_text(m)));
+    fields.push(("created_at", time_text(m.created_at.as_ref())));
+    fields.push(("updated_at", time_text(m.updated_at.as_ref())));
+    fields
+}
+
+fn metadata_json(m: &pb::CredentialMetadata) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    for (key, value) in metadata_fields(m) {
+        if key != "labels" {
+            object.insert(key.to_owned(), value.into());
+        }
+    }
+    object.insert(
+        "labels".into(),
+        serde_json::to_value(&m.labels).unwrap_or_default(),
+    );
+    object.into()
+}
+
+fn print_table(list: &[pb::CredentialMetadata]) {
+    if list.is_empty() {
+        println!("no credentials stored");
+        return;
+    }
+    println!(
+        "{:<24} {:<13} {:<35} {:<35} LABELS",
+        "NAME", "KIND", "ACCOUNT", "KEY / CLIENT"
+    );
+    for m in list {
+        let id = if m.key_sid.is_empty() {
+            m.client_id.clone()
+        } else {
+            format!("{} ({})", m.key_sid, key_type_name(m.key_type))
+        };
+        println!(
+            "{:<24} {:<13} {:<35} {:<35} {}",
+            m.name,
+            kind_name(m.kind),
+            m.account_sid,
+            id,
+            labels_text(m)
+        );
+    }
+}

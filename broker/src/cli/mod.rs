@@ -1,0 +1,64 @@
+//! The `twilio-broker` command line: one module per command group.
+//!
+//! `serve` and `rekey` work on the data directory directly; every other
+//! command is a client of a running broker through its gRPC API.
+
+mod connect;
+mod credential;
+mod keys;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// twilio-broker: Twilio credentials in one hardened place.
+#[derive(Debug, Parser)]
+#[command(name = "twilio-broker", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker daemon.
+    Serve(serve::Args),
+    /// Manage stored credentials through a running broker's Admin API.
+    #[command(subcommand)]
+    Credential(credential::Command),
+    /// Print a new random master key (base64 of 32 bytes) to stdout.
+    Keygen,
+    /// Re-seal every record in a data directory under a new master key (offline).
+    Rekey(keys::RekeyArgs),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Credential(command) => credential::run(command).await,
+            Command::Keygen => keys::keygen(),
+            Command::Rekey(args) => keys::rekey(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The `Broker` service: one method per RPC, each delegating to its own
+//! module beside this one (`bearer.rs`, `mint.rs`, `recommend.rs`, `webhook.rs`).
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use twilio_broker_api::v1 as pb;
+use twilio_broker_api::v1::broker_server::Broker;
+
+use crate::server::State;
+
+/// The Broker gRPC service.
+pub struct BrokerApi {
+    state: Arc<State>,
+}
+
+impl BrokerApi {
+    /// Serves Broker calls against `state`.
+    pub fn new(state: Arc<State>) -> Self {
+        BrokerApi { state }
+    }
+}
+
+#[tonic::async_trait]
+impl Broker for BrokerApi {
+    async fn get_bearer(
+        &self,
+        request: Request<pb::GetBearerRequest>,
+    ) -> Result<Response<pb::GetBearerResponse>, Status> {
+        super::bearer::get_bearer(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn mint_access_token(
+        &self,
+        request: Request<pb::MintAccessTokenRequest>,
+    ) -> Result<Response<pb::MintAccessTokenResponse>, Status> {
+        super::mint::mint_access_token(&self.state, request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn recommend(
+        &self,
+        request: Request<pb::RecommendRequest>,
+    ) -> Result<Response<pb::RecommendResponse>, Status> {
+        super::recommend::recommend(&self.state, request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn validate_webhook(
+        &self,
+        request: Request<pb::ValidateWebhookRequest>,
+    ) -> Result<Response<pb::ValidateWebhookResponse>, Status> {
+        super::webhook::validate_webhook(&self.state, request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+}

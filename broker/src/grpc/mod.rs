@@ -1,0 +1,17 @@
+//! The gRPC edge: the only module that sees tonic and generated types.
+//!
+//! Each RPC converts its request into domain values (naming the bad field on
+//! failure), calls a domain module, and converts the result back. Errors
+//! become statuses in exactly one place, [`status`].
+
+mod admin;
+mod bearer;
+mod broker;
+mod convert;
+mod mint;
+mod recommend;
+pub mod status;
+mod webhook;
+
+pub use admin::AdminApi;
+pub use broker::BrokerApi;

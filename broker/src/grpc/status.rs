@@ -1,0 +1,40 @@
+//! The one table from [`Error`] to gRPC status.
+//!
+//! | Error                | Code                | Message to the caller                 |
+//! |----------------------|---------------------|---------------------------------------|
+//! | `InvalidArgument`    | INVALID_ARGUMENT    | the field and what is wrong           |
+//! | `CredentialNotFound` | NOT_FOUND           | the name asked for                    |
+//! | `FailedPrecondition` | FAILED_PRECONDITION | what state blocks it and what to do   |
+//! | `Unauthenticated`    | UNAUTHENTICATED     | that an identity is needed            |
+//! | `PermissionDenied`   | PERMISSION_DENIED   | what was denied                       |
+//! | `Unavailable`        | UNAVAILABLE         | which dependency is down              |
+//! | `ResourceExhausted`  | RESOURCE_EXHAUSTED  | the limit                             |
+//! | `Internal`           | INTERNAL            | a request id only; the chain is logged|
+//!
+//! Messages are written by the broker and never contain a secret.
+
+use tonic::Status;
+
+use crate::error::Error;
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let message = err.to_string();
+        match err {
+            Error::InvalidArgument { .. } => Status::invalid_argument(message),
+            Error::CredentialNotFound { .. } => Status::not_found(message),
+            Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::PermissionDenied(_) => Status::permission_denied(message),
+            Error::Unavailable(_) => Status::unavailable(message),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(message),
+            Error::Internal(chain) => {
+                let request_id = uuid::Uuid::new_v4();
+                tracing::error!(%request_id, error = %format!("{chain:#}"), "internal error");
+                Status::internal(format!(
+                    "internal error; the broker's log has the details under request id {request_id}"
+                ))
+            }
+        }
+    }
+}

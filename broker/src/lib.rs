@@ -1,0 +1,24 @@
+//! twilio-broker: keeps an organisation's Twilio credentials in one hardened
+//! place and hands each internal service only what it needs.
+//!
+//! The crate is laid out by concept (see `ARCHITECTURE.md`):
+//! domain modules ([`credential`], [`store`], [`bearer`], [`mint`],
+//! [`webhook`], [`recommend`]) know nothing of tonic; [`grpc`] is the only
+//! place that sees generated types; [`server`] wires them into a running
+//! daemon; [`cli`] is the `twilio-broker` command line.
+
+pub mod bearer;
+pub mod cli;
+pub mod config;
+pub mod credential;
+pub mod error;
+pub mod grpc;
+pub mod master_key;
+pub mod mint;
+pub mod recommend;
+pub mod server;
+pub mod sid;
+pub mod store;
+pub mod webhook;
+
+pub use error::Error;

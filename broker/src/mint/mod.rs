@@ -1,0 +1,1 @@
+//! Twilio Access Tokens (JWT, HS256) for the client SDKs (issue 4).

@@ -1,0 +1,56 @@
+//! The running daemon: shared [`State`], and [`run`], which serves every gRPC
+//! service on a listener until shutdown. Tests call [`run`] on port 0, the
+//! binary calls it from `serve`: there is no test-only path.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use twilio_broker_api::v1::admin_server::AdminServer;
+use twilio_broker_api::v1::broker_server::BrokerServer;
+
+use crate::grpc::{AdminApi, BrokerApi};
+use crate::store::Vault;
+
+/// What every request handler shares.
+pub struct State {
+    /// The credentials.
+    pub vault: Arc<Vault>,
+}
+
+impl State {
+    /// State over an open vault.
+    pub fn new(vault: Arc<Vault>) -> Self {
+        State { vault }
+    }
+}
+
+/// Serves Broker, Admin, health and reflection on `listener` until `shutdown`
+/// resolves, then drains in-flight calls.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<BrokerServer<BrokerApi>>().await;
+    health.set_serving::<AdminServer<AdminApi>>().await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(twilio_broker_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(BrokerServer::new(BrokerApi::new(Arc::clone(&state))))
+        .add_service(AdminServer::new(AdminApi::new(state)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

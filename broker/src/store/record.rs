@@ -1,0 +1,129 @@
+//! The plaintext form of a credential record, before sealing and after opening.
+//!
+//! JSON with a schema version; the buffers holding it are zeroized.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::credential::{Credential, KeyType, Kind, Secret};
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordV1<'a> {
+    v: u32,
+    name: std::borrow::Cow<'a, str>,
+    kind: Kind,
+    account_sid: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_sid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_type: Option<KeyType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<std::borrow::Cow<'a, str>>,
+    secret: std::borrow::Cow<'a, str>,
+    labels: BTreeMap<String, String>,
+    created_ms: u64,
+    updated_ms: u64,
+}
+
+fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Serialises a credential, secret included, into a zeroizing buffer.
+pub(super) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
+    use std::borrow::Cow::Borrowed;
+    let s = &credential.secret;
+    let (key_sid, key_type, client_id) = match s {
+        Secret::ApiKey {
+            key_sid, key_type, ..
+        } => (Some(Borrowed(key_sid.as_str())), Some(*key_type), None),
+        Secret::OAuthClient { client_id, .. } => (None, None, Some(Borrowed(client_id.as_str()))),
+        _ => (None, None, None),
+    };
+    let secret = match s {
+        Secret::AuthToken { auth_token, .. } | Secret::Test { auth_token, .. } => auth_token,
+        Secret::ApiKey { secret, .. } => secret,
+        Secret::OAuthClient { client_secret, .. } => client_secret,
+    };
+    let record = RecordV1 {
+        v: 1,
+        name: Borrowed(&credential.name),
+        kind: s.kind(),
+        account_sid: Borrowed(s.account_sid()),
+        key_sid,
+        key_type,
+        client_id,
+        secret: Borrowed(secret.expose_secret()),
+        labels: credential.labels.clone(),
+        created_ms: to_ms(credential.created_at),
+        updated_ms: to_ms(credential.updated_at),
+    };
+    // Serialising plain strings and maps cannot fail.
+    Zeroizing::new(serde_json::to_vec(&record).unwrap_or_default())
+}
+
+/// Parses an opened record. The error never includes record content.
+pub(super) fn decode(plaintext: &[u8]) -> Result<Credential, String> {
+    let record: RecordV1<'_> = serde_json::from_slice(plaintext).map_err(|e| {
+        format!(
+            "record does not parse (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if record.v != 1 {
+        return Err(format!(
+            "record schema version {} is not supported",
+            record.v
+        ));
+    }
+    let missing = |what: &str| format!("record of kind {} lacks {what}", record.kind.as_str());
+    let account_sid = record.account_sid.clone().into_owned();
+    let secret_value = SecretString::from(record.secret.clone().into_owned());
+    let secret = match record.kind {
+        Kind::AuthToken => Secret::AuthToken {
+            account_sid,
+            auth_token: secret_value,
+        },
+        Kind::Test => Secret::Test {
+            account_sid,
+            auth_token: secret_value,
+        },
+        Kind::ApiKey => Secret::ApiKey {
+            account_sid,
+            key_sid: record
+                .key_sid
+                .clone()
+                .ok_or_else(|| missing("key_sid"))?
+                .into_owned(),
+            secret: secret_value,
+            key_type: record.key_type.ok_or_else(|| missing("key_type"))?,
+        },
+        Kind::OAuthClient => Secret::OAuthClient {
+            account_sid,
+            client_id: record
+                .client_id
+                .clone()
+                .ok_or_else(|| missing("client_id"))?
+                .into_owned(),
+            client_secret: secret_value,
+        },
+    };
+    Ok(Credential {
+        name: record.name.into_owned(),
+        labels: record.labels,
+        created_at: from_ms(record.created_ms),
+        updated_at: from_ms(record.updated_ms),
+        secret,
+    })
+}

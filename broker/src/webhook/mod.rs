@@ -1,0 +1,1 @@
+//! Twilio webhook signature validation (issue 4).

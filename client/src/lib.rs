@@ -1,0 +1,1 @@
+//! Rust client for twilio-broker (issue 8 builds it out).
