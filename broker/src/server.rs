@@ -26,8 +26,11 @@ impl State {
     }
 }
 
+/// How long in-flight calls may take to finish after shutdown is requested.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves Broker, Admin, health and reflection on `listener` until `shutdown`
-/// resolves, then drains in-flight calls.
+/// resolves, then drains in-flight calls for at most [`SHUTDOWN_GRACE`].
 pub async fn run(
     listener: TcpListener,
     state: Arc<State>,
@@ -43,14 +46,35 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
 
-    tonic::transport::Server::builder()
+    // Graceful shutdown waits for clients to close their connections; a
+    // client that never does must not keep the daemon alive.
+    let requested = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let requested = Arc::clone(&requested);
+        async move {
+            shutdown.await;
+            requested.notify_one();
+        }
+    };
+    let serve = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(BrokerServer::new(BrokerApi::new(Arc::clone(&state))))
         .add_service(AdminServer::new(AdminApi::new(state)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::select! {
+        served = serve => served?,
+        () = async {
+            requested.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                "in-flight calls or idle clients did not finish within the grace period; stopping anyway"
+            );
+        }
+    }
     Ok(())
 }

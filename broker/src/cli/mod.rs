@@ -3,10 +3,13 @@
 //! `serve` and `rekey` work on the data directory directly; every other
 //! command is a client of a running broker through its gRPC API.
 
-mod connect;
+pub(crate) mod connect;
 mod credential;
+mod doctor;
 mod keys;
+mod recommend;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -27,6 +30,13 @@ enum Command {
     /// Manage stored credentials through a running broker's Admin API.
     #[command(subcommand)]
     Credential(credential::Command),
+    /// Get tokens from a running broker (bearer, mint).
+    #[command(subcommand)]
+    Token(token::Command),
+    /// Ask Twilio's auth decision framework which method fits a use case.
+    Recommend(recommend::Args),
+    /// Look for risky Twilio credentials in the environment and config files.
+    Doctor(doctor::Args),
     /// Print a new random master key (base64 of 32 bytes) to stdout.
     Keygen,
     /// Re-seal every record in a data directory under a new master key (offline).
@@ -50,6 +60,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Credential(command) => credential::run(command).await,
+            Command::Token(command) => token::run(command).await,
+            Command::Recommend(args) => recommend::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
             Command::Keygen => keys::keygen(),
             Command::Rekey(args) => keys::rekey(args).await,
         }
