@@ -34,9 +34,58 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// Listeners (TCP with TLS, Unix sockets, plaintext loopback); `listen`
+    /// is a shorthand for one plaintext listener.
+    #[serde(default)]
+    pub listeners: Vec<crate::transport::ListenerConfig>,
+    /// The caller policy file (TOML). Required unless `--dev`.
+    pub policy: Option<PathBuf>,
+    /// Audit trail settings.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Address of the Prometheus metrics listener (e.g. 127.0.0.1:9464).
+    pub metrics_listen: Option<SocketAddr>,
     /// The OAuth token endpoint client (GetBearer).
     #[serde(default)]
     pub oauth: crate::bearer::OAuthConfig,
+}
+
+/// `[audit]`: the built-in JSON-lines file sink.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON-lines file; no file, no built-in sink.
+    pub file: Option<PathBuf>,
+    /// Refuse requests that cannot be recorded (fail closed). Default true.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// How long a request waits for a required sink, in milliseconds.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Queue length of the sink.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_deadline_ms() -> u64 {
+    2000
+}
+fn default_queue() -> usize {
+    10_000
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            file: None,
+            required: default_true(),
+            deadline_ms: default_deadline_ms(),
+            queue: default_queue(),
+        }
+    }
 }
 
 impl FileConfig {

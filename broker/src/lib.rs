@@ -7,7 +7,9 @@
 //! place that sees generated types; [`server`] wires them into a running
 //! daemon; [`cli`] is the `twilio-broker` command line.
 
+pub mod audit;
 pub mod bearer;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod credential;
@@ -15,10 +17,12 @@ pub mod error;
 pub mod grpc;
 pub mod master_key;
 pub mod mint;
+pub mod policy;
 pub mod recommend;
 pub mod server;
 pub mod sid;
 pub mod store;
+pub mod transport;
 pub mod webhook;
 
 pub use error::Error;

@@ -1,38 +1,48 @@
 //! The running daemon: shared [`State`], and [`run`], which serves every gRPC
-//! service on a listener until shutdown. Tests call [`run`] on port 0, the
-//! binary calls it from `serve`: there is no test-only path.
+//! service on a set of listeners until shutdown. Tests and the binary use the
+//! same function: there is no test-only path.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use twilio_broker_api::v1::admin_server::AdminServer;
 use twilio_broker_api::v1::broker_server::BrokerServer;
 
+use crate::audit::AuditTrail;
 use crate::grpc::{AdminApi, BrokerApi};
+use crate::policy::PolicyEngine;
 use crate::store::Vault;
+use crate::transport::{self, Bound};
 
 /// What every request handler shares.
 pub struct State {
     /// The credentials.
     pub vault: Arc<Vault>,
+    /// Who may do what.
+    pub policy: PolicyEngine,
+    /// Where each decision is recorded.
+    pub audit: AuditTrail,
 }
 
 impl State {
-    /// State over an open vault.
-    pub fn new(vault: Arc<Vault>) -> Self {
-        State { vault }
+    /// State over an open vault, a policy and an audit trail.
+    pub fn new(vault: Arc<Vault>, policy: PolicyEngine, audit: AuditTrail) -> Self {
+        State {
+            vault,
+            policy,
+            audit,
+        }
     }
 }
 
 /// How long in-flight calls may take to finish after shutdown is requested.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves Broker, Admin, health and reflection on `listener` until `shutdown`
-/// resolves, then drains in-flight calls for at most [`SHUTDOWN_GRACE`].
+/// Serves Broker, Admin, health and reflection on every listener until
+/// `shutdown` resolves, then drains in-flight calls for at most
+/// [`SHUTDOWN_GRACE`].
 pub async fn run(
-    listener: TcpListener,
+    listeners: Vec<Bound>,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -57,13 +67,12 @@ pub async fn run(
         }
     };
     let serve = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(BrokerServer::new(BrokerApi::new(Arc::clone(&state))))
-        .add_service(AdminServer::new(AdminApi::new(state)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .add_service(AdminServer::new(AdminApi::new(Arc::clone(&state))))
+        .serve_with_incoming_shutdown(transport::incoming(listeners), shutdown);
     tokio::select! {
         served = serve => served?,
         () = async {
@@ -76,5 +85,6 @@ pub async fn run(
             );
         }
     }
+    state.audit.flush().await;
     Ok(())
 }

@@ -65,6 +65,7 @@ async fn wrong_master_key_fails_fast_and_says_so() {
 fn missing_or_malformed_master_key_is_a_start_up_error() {
     let missing = Broker::try_start(Options {
         master_key: None,
+        dev: false,
         ..Options::default()
     });
     let Err(failure) = missing else {
@@ -144,6 +145,7 @@ fn dev_without_key_or_data_dir_runs_throw_away() {
 fn plaintext_off_loopback_and_unknown_config_keys_are_refused() {
     let off_loopback = Broker::try_start(Options {
         args: vec!["--listen".into(), "0.0.0.0:0".into()],
+        dev: false,
         ..Options::default()
     });
     let Err(failure) = off_loopback else {

@@ -52,6 +52,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Keeps a temporary data dir alive while any broker uses it.
     pub keep: Option<Arc<tempfile::TempDir>>,
+    /// Pass `--dev` (allow-all policy unless `--policy` is given). Default true.
+    pub dev: bool,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             args: Vec::new(),
             env: Vec::new(),
             keep: None,
+            dev: true,
         }
     }
 }
@@ -111,6 +114,9 @@ impl Broker {
         };
         let mut command = Command::new(BIN);
         command.arg("serve");
+        if options.dev && !options.args.iter().any(|a| a == "--dev") {
+            command.arg("--dev");
+        }
         if !options.args.iter().any(|a| a == "--listen") {
             command.arg("--listen").arg("127.0.0.1:0");
         }
@@ -184,6 +190,7 @@ impl Broker {
             args: Vec::new(),
             env: Vec::new(),
             keep: self._temp.clone(),
+            dev: true,
         }
     }
 
@@ -205,6 +212,11 @@ impl Broker {
     #[allow(dead_code)]
     pub async fn broker(&self) -> BrokerClient<Channel> {
         BrokerClient::new(self.channel().await)
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The captured log so far.

@@ -6,9 +6,11 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+mod callers;
 mod contract;
 mod durability;
 mod harness;
 #[allow(dead_code)]
 mod oracles;
+mod pki;
 mod service;

@@ -1,33 +1,85 @@
-//! Connecting the CLI to a running broker, and turning gRPC statuses into
-//! sentences a person can act on.
+//! Connecting the CLI to a running broker (TCP, TLS/mTLS or a Unix socket),
+//! and turning gRPC statuses into sentences a person can act on.
 
-use tonic::transport::{Channel, Endpoint};
+use std::path::PathBuf;
 
-/// The broker address flag shared by client commands.
+use anyhow::Context as _;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// The connection flags shared by client commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AddrArgs {
-    /// Address of the broker (host:port or http://host:port).
+    /// Address of the broker: host:port, https://host:port or unix:/path.
     #[arg(long, env = "TWILIO_BROKER_ADDR", default_value = crate::config::DEFAULT_LISTEN)]
     pub addr: String,
+    /// PEM CA bundle that signed the broker's certificate (turns on TLS).
+    #[arg(long, env = "TWILIO_BROKER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    #[arg(long, env = "TWILIO_BROKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM client key for mutual TLS.
+    #[arg(long, env = "TWILIO_BROKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Server name to check in the broker's certificate (default: the host).
+    #[arg(long, env = "TWILIO_BROKER_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 impl AddrArgs {
-    /// A lazily connecting channel to the broker.
+    /// A connected channel to the broker.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        let uri = if self.addr.contains("://") {
-            self.addr.clone()
-        } else {
-            format!("http://{}", self.addr)
-        };
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|_| anyhow::anyhow!("--addr {:?} is not a valid address", self.addr))?
-            .connect_timeout(std::time::Duration::from_secs(5));
-        endpoint.connect().await.map_err(|_| {
+        let unreachable = || {
             anyhow::anyhow!(
                 "cannot reach the broker at {}: is `twilio-broker serve` running there? (set --addr or TWILIO_BROKER_ADDR)",
                 self.addr
             )
-        })
+        };
+        if let Some(path) = self.addr.strip_prefix("unix:") {
+            let path = PathBuf::from(path);
+            let endpoint = Endpoint::from_static("http://broker.local");
+            return endpoint
+                .connect_with_connector(tower::service_fn(move |_| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(|_| unreachable());
+        }
+        let tls = self.tls_ca.is_some() || self.tls_cert.is_some();
+        let uri = if self.addr.contains("://") {
+            self.addr.clone()
+        } else if tls {
+            format!("https://{}", self.addr)
+        } else {
+            format!("http://{}", self.addr)
+        };
+        let mut endpoint = Endpoint::from_shared(uri)
+            .map_err(|_| anyhow::anyhow!("--addr {:?} is not a valid address", self.addr))?
+            .connect_timeout(std::time::Duration::from_secs(5));
+        if tls {
+            let mut config = ClientTlsConfig::new();
+            if let Some(ca) = &self.tls_ca {
+                let pem =
+                    std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+                config = config.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+                let cert = std::fs::read(cert)
+                    .with_context(|| format!("cannot read {}", cert.display()))?;
+                let key =
+                    std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            if let Some(name) = &self.tls_server_name {
+                config = config.domain_name(name.clone());
+            }
+            endpoint = endpoint.tls_config(config).context("bad TLS settings")?;
+        }
+        endpoint.connect().await.map_err(|_| unreachable())
     }
 }
 
@@ -41,28 +93,9 @@ pub fn status_error(status: tonic::Status) -> anyhow::Error {
         }
         _ => "",
     };
-    anyhow::anyhow!("{}: {}{hint}", code_name(status.code()), status.message())
-}
-
-fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
+    anyhow::anyhow!(
+        "{}: {}{hint}",
+        crate::grpc::status::code_name(status.code()),
+        status.message()
+    )
 }

@@ -3,10 +3,12 @@
 //! `serve` and `rekey` work on the data directory directly; every other
 //! command is a client of a running broker through its gRPC API.
 
+mod audit;
 pub(crate) mod connect;
 mod credential;
 mod doctor;
 mod keys;
+mod policy;
 mod recommend;
 mod serve;
 mod token;
@@ -37,6 +39,12 @@ enum Command {
     Recommend(recommend::Args),
     /// Look for risky Twilio credentials in the environment and config files.
     Doctor(doctor::Args),
+    /// Check the caller policy file, or reload a running broker's.
+    #[command(subcommand)]
+    Policy(policy::Command),
+    /// Verify audit files.
+    #[command(subcommand)]
+    Audit(audit::Command),
     /// Print a new random master key (base64 of 32 bytes) to stdout.
     Keygen,
     /// Re-seal every record in a data directory under a new master key (offline).
@@ -56,17 +64,21 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Credential(command) => credential::run(command).await,
             Command::Token(command) => token::run(command).await,
             Command::Recommend(args) => recommend::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Policy(command) => policy::run(command).await,
+            Command::Audit(command) => audit::run(command).await,
             Command::Keygen => keys::keygen(),
             Command::Rekey(args) => keys::rekey(args).await,
         }
     });
+    // A blocked writer (a hung audit medium) must not hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -8,25 +8,48 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
+use crate::audit::{AuditTrail, ChainKey, FileSink, SinkOptions};
 use crate::config::{FileConfig, LogFormat};
 use crate::master_key::MasterKey;
+use crate::policy::{PolicyEngine, Source};
 use crate::server::{self, State};
 use crate::store::{SledStore, Store, Vault};
+use crate::transport::{ListenerSpec, TlsSettings};
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// gRPC listen address [default: 127.0.0.1:50051]. Plaintext is loopback only.
-    #[arg(long, env = "TWILIO_BROKER_LISTEN")]
-    listen: Option<SocketAddr>,
+    /// Listener, repeatable: HOST:PORT (plaintext on loopback only, or TLS
+    /// with --tls-cert) or unix:/path [default: 127.0.0.1:50051].
+    #[arg(long, env = "TWILIO_BROKER_LISTEN", value_delimiter = ',')]
+    listen: Vec<String>,
+    /// PEM certificate chain: serve TCP listeners given with --listen over TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Caller policy file (TOML). Required unless --dev.
+    #[arg(long, env = "TWILIO_BROKER_POLICY")]
+    policy: Option<PathBuf>,
+    /// Audit trail file (JSON lines, hash-chained).
+    #[arg(long, env = "TWILIO_BROKER_AUDIT_FILE")]
+    audit_file: Option<PathBuf>,
+    /// Prometheus metrics listener, e.g. 127.0.0.1:9464.
+    #[arg(long, env = "TWILIO_BROKER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Data directory of the embedded store.
     #[arg(long, env = "TWILIO_BROKER_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Config file (TOML; unknown keys are an error).
     #[arg(long, env = "TWILIO_BROKER_CONFIG")]
     config: Option<PathBuf>,
-    /// Development mode: loopback only; without a master key, a throw-away
-    /// key; without a data directory, a throw-away store.
+    /// Development mode: loopback only, every caller allowed (unless --policy);
+    /// without a master key, a throw-away key; without a data directory, a
+    /// throw-away store.
     #[arg(long)]
     dev: bool,
     /// Log format; the level comes from RUST_LOG (default info).
@@ -69,16 +92,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     init_logging(args.log_format.or(file.log_format).unwrap_or_default());
 
-    let listen = args.listen.or(file.listen).unwrap_or_else(|| {
-        crate::config::DEFAULT_LISTEN
-            .parse()
-            .unwrap_or_else(|_| unreachable!())
-    });
-    if !listen.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing to serve plaintext gRPC on {listen}: only loopback addresses (127.0.0.0/8, ::1) \
-             may be used without TLS"
-        );
+    let listeners = listener_specs(&args, &file)?;
+    for listener in &listeners {
+        listener.check(args.dev)?;
     }
 
     let key = match master_key_from_env(file.master_key_file.as_deref())? {
@@ -93,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => return Err(crate::master_key::MasterKeyError::Missing.into()),
     };
 
-    let data_dir = args.data_dir.or(file.data_dir);
+    let data_dir = args.data_dir.clone().or(file.data_dir.clone());
     let store: Arc<dyn Store> = match &data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -113,20 +129,117 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
              config (or use --dev for a throw-away store)"
         ),
     };
-    if args.dev {
-        tracing::warn!("DEV MODE: plaintext loopback listener; not for production");
+    let policy = match args.policy.clone().or(file.policy.clone()) {
+        Some(path) => PolicyEngine::load(Source::File(path))?,
+        None if args.dev => {
+            tracing::warn!(
+                "DEV MODE: no policy file, so EVERY caller may call EVERY RPC on every credential. \
+                 Never run production like this."
+            );
+            PolicyEngine::load(Source::DevAllowAll)?
+        }
+        None => anyhow::bail!(
+            "no caller policy: pass --policy FILE, set TWILIO_BROKER_POLICY or `policy` in the \
+             config (policy.example.toml is a start), or use --dev to allow every local caller"
+        ),
+    };
+    tracing::info!(source = %policy.describe(), rules = policy.rules(), "policy loaded");
+
+    if let Some(addr) = args.metrics_listen.or(file.metrics_listen) {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!("metrics on http://{addr}/metrics");
     }
 
+    let audit = audit_trail(&args, &file, &key)?;
     let vault = Arc::new(Vault::open(store, key).await?);
-    let state = Arc::new(State::new(vault));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr()?;
-    tracing::info!("twilio-broker listening on {local}");
-    server::run(listener, state, shutdown_signal()).await?;
+    let state = Arc::new(State::new(vault, policy, audit));
+    let shutdown = shutdown_signal()?;
+    let bound = crate::transport::bind_all(&listeners).await?;
+    for listener in &bound {
+        tracing::info!("twilio-broker listening on {}", listener.describe());
+    }
+    tokio::spawn(reload_on_sighup(Arc::clone(&state)));
+    server::run(bound, state, shutdown).await?;
     tracing::info!("twilio-broker stopped");
     Ok(())
+}
+
+fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<ListenerSpec>> {
+    if !args.listen.is_empty() {
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+            }),
+            _ => None,
+        };
+        return args
+            .listen
+            .iter()
+            .map(|address| {
+                let tls = if address.starts_with("unix:") {
+                    None
+                } else {
+                    tls.clone()
+                };
+                ListenerSpec::parse(address, tls, None)
+            })
+            .collect();
+    }
+    let mut specs = Vec::new();
+    if let Some(addr) = file.listen {
+        specs.push(ListenerSpec::Tcp { addr, tls: None });
+    }
+    for listener in &file.listeners {
+        specs.push(ListenerSpec::parse(
+            &listener.address,
+            listener.tls.clone(),
+            listener.mode.as_deref(),
+        )?);
+    }
+    if specs.is_empty() {
+        specs.push(ListenerSpec::parse(
+            crate::config::DEFAULT_LISTEN,
+            None,
+            None,
+        )?);
+    }
+    Ok(specs)
+}
+
+fn audit_trail(args: &Args, file: &FileConfig, key: &MasterKey) -> anyhow::Result<AuditTrail> {
+    let mut trail = AuditTrail::disabled();
+    if let Some(path) = args.audit_file.clone().or(file.audit.file.clone()) {
+        let sink = FileSink::open(&path, ChainKey::derive(key))?;
+        let options = SinkOptions {
+            required: file.audit.required,
+            deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
+            queue: file.audit.queue,
+        };
+        trail.add(Arc::new(sink), options);
+        tracing::info!(file = %path.display(), required = options.required, "audit trail on");
+    } else {
+        tracing::warn!("no audit file configured: decisions are not recorded (set [audit] file)");
+    }
+    Ok(trail)
+}
+
+/// SIGHUP: reload the policy (a broken file keeps the old one) and reopen
+/// audit files (log rotation).
+async fn reload_on_sighup(state: Arc<State>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the policy and reopening audit files");
+        let _ = state.policy.reload();
+        state.audit.reopen().await;
+    }
 }
 
 #[cfg(unix)]
@@ -140,24 +253,17 @@ fn restrict_permissions(dir: &Path) {
 #[cfg(not(unix))]
 fn restrict_permissions(_dir: &Path) {}
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+/// Installs SIGTERM/SIGINT handlers now (before the daemon says it is
+/// listening, so an early signal is never missed) and resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
             _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown requested; draining in-flight calls");
+        tracing::info!("shutdown requested; draining in-flight calls");
+    })
 }

@@ -1,5 +1,5 @@
-//! The `Admin` service: put, get, list and delete credentials. Metadata only
-//! ever leaves; secrets are write-only.
+//! The `Admin` service: put, get, list and delete credentials, reload the
+//! policy. Metadata only ever leaves; secrets are write-only.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,7 +9,9 @@ use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::admin_server::Admin;
 
 use super::convert;
+use super::guard::guarded;
 use crate::credential;
+use crate::error::Result;
 use crate::server::State;
 
 /// The Admin gRPC service.
@@ -24,65 +26,105 @@ impl AdminApi {
     }
 }
 
+async fn put(
+    state: &State,
+    request: pb::PutCredentialRequest,
+) -> Result<pb::PutCredentialResponse> {
+    let credential = convert::credential_from_put(request, SystemTime::now())?;
+    let name = credential.name.clone();
+    let kind = credential.secret.kind().as_str();
+    let stored = state.vault.put(credential).await?;
+    tracing::info!(credential = %name, kind, "credential stored");
+    Ok(pb::PutCredentialResponse {
+        credential: Some(convert::metadata(&stored)),
+    })
+}
+
+fn get(state: &State, request: pb::GetCredentialRequest) -> Result<pb::GetCredentialResponse> {
+    credential::check_name("name", &request.name)?;
+    let found = state.vault.lookup(&request.name)?;
+    Ok(pb::GetCredentialResponse {
+        credential: Some(convert::metadata(&found)),
+    })
+}
+
+fn list(state: &State) -> pb::ListCredentialsResponse {
+    let credentials = state
+        .vault
+        .list()
+        .iter()
+        .map(|c| convert::metadata(c))
+        .collect();
+    pb::ListCredentialsResponse { credentials }
+}
+
+async fn delete(
+    state: &State,
+    request: pb::DeleteCredentialRequest,
+) -> Result<pb::DeleteCredentialResponse> {
+    let name = request.name;
+    credential::check_name("name", &name)?;
+    let removed = state.vault.delete(&name).await?;
+    tracing::info!(credential = %name, "credential deleted");
+    let credential = match removed {
+        Some(removed) => convert::metadata(&removed),
+        None => pb::CredentialMetadata {
+            name,
+            ..Default::default()
+        },
+    };
+    Ok(pb::DeleteCredentialResponse {
+        credential: Some(credential),
+    })
+}
+
+fn reload(state: &State) -> Result<pb::ReloadPolicyResponse> {
+    let loaded = state.policy.reload()?;
+    Ok(pb::ReloadPolicyResponse {
+        rules: u32::try_from(loaded.rules).unwrap_or(u32::MAX),
+        source: loaded.source,
+    })
+}
+
 #[tonic::async_trait]
 impl Admin for AdminApi {
     async fn put_credential(
         &self,
         request: Request<pb::PutCredentialRequest>,
     ) -> Result<Response<pb::PutCredentialResponse>, Status> {
-        let credential = convert::credential_from_put(request.into_inner(), SystemTime::now())?;
-        let name = credential.name.clone();
-        let kind = credential.secret.kind().as_str();
-        let stored = self.state.vault.put(credential).await?;
-        tracing::info!(credential = %name, kind, "credential stored");
-        Ok(Response::new(pb::PutCredentialResponse {
-            credential: Some(convert::metadata(&stored)),
-        }))
+        let state = &self.state;
+        guarded(state, request, |r| put(state, r)).await
     }
 
     async fn get_credential(
         &self,
         request: Request<pb::GetCredentialRequest>,
     ) -> Result<Response<pb::GetCredentialResponse>, Status> {
-        let name = request.into_inner().name;
-        credential::check_name("name", &name)?;
-        let found = self.state.vault.lookup(&name)?;
-        Ok(Response::new(pb::GetCredentialResponse {
-            credential: Some(convert::metadata(&found)),
-        }))
+        let state = &self.state;
+        guarded(state, request, |r| async move { get(state, r) }).await
     }
 
     async fn list_credentials(
         &self,
-        _request: Request<pb::ListCredentialsRequest>,
+        request: Request<pb::ListCredentialsRequest>,
     ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
-        let credentials = self
-            .state
-            .vault
-            .list()
-            .iter()
-            .map(|c| convert::metadata(c))
-            .collect();
-        Ok(Response::new(pb::ListCredentialsResponse { credentials }))
+        let state = &self.state;
+        guarded(state, request, |_| async move { Ok(list(state)) }).await
     }
 
     async fn delete_credential(
         &self,
         request: Request<pb::DeleteCredentialRequest>,
     ) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
-        let name = request.into_inner().name;
-        credential::check_name("name", &name)?;
-        let removed = self.state.vault.delete(&name).await?;
-        tracing::info!(credential = %name, "credential deleted");
-        let credential = match removed {
-            Some(removed) => convert::metadata(&removed),
-            None => pb::CredentialMetadata {
-                name,
-                ..Default::default()
-            },
-        };
-        Ok(Response::new(pb::DeleteCredentialResponse {
-            credential: Some(credential),
-        }))
+        let state = &self.state;
+        guarded(state, request, |r| delete(state, r)).await
+    }
+
+    async fn reload_policy(
+        &self,
+        request: Request<pb::ReloadPolicyRequest>,
+    ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
+        let state = &self.state;
+        guarded(state, request, |_| async move { reload(state) }).await
     }
 }

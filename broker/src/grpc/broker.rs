@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::broker_server::Broker;
 
+use super::guard::guarded;
 use crate::server::State;
 
 /// The Broker gRPC service.
@@ -27,36 +28,40 @@ impl Broker for BrokerApi {
         &self,
         request: Request<pb::GetBearerRequest>,
     ) -> Result<Response<pb::GetBearerResponse>, Status> {
-        super::bearer::get_bearer(&self.state, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let state = &self.state;
+        guarded(state, request, |r| super::bearer::get_bearer(state, r)).await
     }
 
     async fn mint_access_token(
         &self,
         request: Request<pb::MintAccessTokenRequest>,
     ) -> Result<Response<pb::MintAccessTokenResponse>, Status> {
-        super::mint::mint_access_token(&self.state, request.into_inner())
-            .map(Response::new)
-            .map_err(Status::from)
+        let state = &self.state;
+        guarded(state, request, |r| async move {
+            super::mint::mint_access_token(state, r)
+        })
+        .await
     }
 
     async fn recommend(
         &self,
         request: Request<pb::RecommendRequest>,
     ) -> Result<Response<pb::RecommendResponse>, Status> {
-        super::recommend::recommend(&self.state, request.into_inner())
-            .map(Response::new)
-            .map_err(Status::from)
+        let state = &self.state;
+        guarded(state, request, |r| async move {
+            super::recommend::recommend(state, r)
+        })
+        .await
     }
 
     async fn validate_webhook(
         &self,
         request: Request<pb::ValidateWebhookRequest>,
     ) -> Result<Response<pb::ValidateWebhookResponse>, Status> {
-        super::webhook::validate_webhook(&self.state, request.into_inner())
-            .map(Response::new)
-            .map_err(Status::from)
+        let state = &self.state;
+        guarded(state, request, |r| async move {
+            super::webhook::validate_webhook(state, r)
+        })
+        .await
     }
 }

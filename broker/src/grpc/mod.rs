@@ -8,6 +8,7 @@ mod admin;
 mod bearer;
 mod broker;
 mod convert;
+mod guard;
 mod mint;
 mod recommend;
 pub mod status;

@@ -19,6 +19,13 @@ use crate::error::Error;
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
+        to_status(err, &uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// The status for `err`; an internal error is logged once under `request_id`.
+pub fn to_status(err: Error, request_id: &str) -> Status {
+    {
         let message = err.to_string();
         match err {
             Error::InvalidArgument { .. } => Status::invalid_argument(message),
@@ -29,12 +36,35 @@ impl From<Error> for Status {
             Error::Unavailable(_) => Status::unavailable(message),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::Internal(chain) => {
-                let request_id = uuid::Uuid::new_v4();
                 tracing::error!(%request_id, error = %format!("{chain:#}"), "internal error");
                 Status::internal(format!(
                     "internal error; the broker's log has the details under request id {request_id}"
                 ))
             }
         }
+    }
+}
+
+/// The canonical name of a status code, as in audit events and metrics.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
     }
 }

@@ -1,0 +1,63 @@
+//! One audit event.
+
+use std::time::SystemTime;
+
+/// Whether the policy let the call through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The policy allowed the call (it may still have failed).
+    Allow,
+    /// The policy (or a rate limit) refused the call.
+    Deny,
+}
+
+/// What happened in one RPC. Holds names, ids and times only: never a
+/// secret, never a token.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    /// When the call arrived (RFC 3339, UTC).
+    pub time: String,
+    /// A fresh id per call; also in the broker's log for internal errors.
+    pub request_id: String,
+    /// The RPC's method name.
+    pub rpc: &'static str,
+    /// The caller's identity (`uid:1000`, a SPIFFE id, `anonymous`).
+    pub caller: String,
+    /// `unix`, `tls` or `plaintext`.
+    pub transport: &'static str,
+    /// The peer address or socket.
+    pub peer: String,
+    /// Allowed or denied by policy.
+    pub decision: Decision,
+    /// The gRPC status code name (`OK`, `PERMISSION_DENIED`, ...).
+    pub status: &'static str,
+    /// The status message for failures (written by the broker; no secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The credential the call named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// Grant kinds of a mint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<&'static str>,
+    /// The identity a token was minted for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The lifetime asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
+    /// The minted token's `jti`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// When the token handed out expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Time spent serving the call, in microseconds.
+    pub duration_us: u64,
+}
+
+/// RFC 3339 text of a time.
+pub fn rfc3339(time: SystemTime) -> String {
+    prost_types::Timestamp::from(time).to_string()
+}

@@ -1,0 +1,94 @@
+//! The policy file format (TOML; unknown keys are an error).
+//!
+//! ```toml
+//! [[rule]]
+//! name = "web backends mint video tokens"
+//! callers = ["spiffe://acme.org/web/*", "uid:1001"]
+//! effect = "allow"                 # or "deny"; default allow
+//! rpcs = ["MintAccessToken"]       # method names or "*"; default "*"
+//! credentials = ["prod-video-*"]   # default "*"
+//! grants = ["video"]               # grant kinds a mint may carry; default any
+//! identities = ["user-*"]          # identities a mint may be for; default any
+//! max_ttl_seconds = 3600           # longest mint lifetime; default 86400
+//! admin = false                    # the Admin service; default false
+//! rate_limit = { per_second = 100, burst = 200 }   # per caller; default none
+//! ```
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+/// A whole policy file.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// The rules, in any order (evaluation does not depend on order).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleFile>,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Grants what the rule covers.
+    #[default]
+    Allow,
+    /// Refuses what the rule covers, whatever else allows it.
+    Deny,
+}
+
+/// A token bucket per caller.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Burst size; default equal to `per_second`.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// A name for logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Caller identity globs; `anonymous` matches callers with no identity.
+    pub callers: Vec<String>,
+    /// Allow or deny.
+    #[serde(default)]
+    pub effect: Effect,
+    /// RPC names or `*`.
+    #[serde(default)]
+    pub rpcs: Option<Vec<String>>,
+    /// Credential name globs.
+    #[serde(default)]
+    pub credentials: Option<Vec<String>>,
+    /// Grant kinds.
+    #[serde(default)]
+    pub grants: Option<Vec<String>>,
+    /// Minted identity globs.
+    #[serde(default)]
+    pub identities: Option<Vec<String>>,
+    /// Longest minted lifetime.
+    #[serde(default)]
+    pub max_ttl_seconds: Option<u32>,
+    /// Whether the Admin service is covered.
+    #[serde(default)]
+    pub admin: bool,
+    /// Per-caller rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitFile>,
+}
+
+impl PolicyFile {
+    /// Reads and parses a policy file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read policy file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid policy file {}", path.display()))
+    }
+}

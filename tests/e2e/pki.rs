@@ -1,0 +1,76 @@
+//! A throw-away PKI for the TLS tests: a CA, a server certificate for
+//! localhost, and client certificates with chosen identities (rcgen).
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+
+/// Files of a server's TLS material and a CA.
+pub struct Pki {
+    _dir: tempfile::TempDir,
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    ca: Issuer<'static, KeyPair>,
+}
+
+fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::default();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "twilio-broker test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca_cert_path = write(dir.path(), "ca.pem", &ca_cert.pem());
+        let ca = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate().unwrap();
+        let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        server_params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+        Pki {
+            server_cert: write(dir.path(), "server.pem", &server_cert.pem()),
+            server_key: write(dir.path(), "server.key", &server_key.serialize_pem()),
+            ca_cert: ca_cert_path,
+            _dir: dir,
+            ca,
+        }
+    }
+
+    /// A client certificate whose URI SAN is `uri`; returns (cert PEM, key PEM).
+    pub fn client(&self, uri: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.try_into().unwrap()));
+        params.distinguished_name.push(DnType::CommonName, "client");
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// `serve` arguments for a TLS listener on 127.0.0.1:0 requiring this CA.
+    pub fn serve_args(&self) -> Vec<String> {
+        vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            self.server_cert.display().to_string(),
+            "--tls-key".into(),
+            self.server_key.display().to_string(),
+            "--tls-client-ca".into(),
+            self.ca_cert.display().to_string(),
+        ]
+    }
+}
