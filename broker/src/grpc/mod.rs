@@ -9,7 +9,7 @@ mod bearer;
 mod broker;
 mod convert;
 mod mint;
-mod recommend;
+pub(crate) mod recommend;
 pub mod status;
 mod webhook;
 
