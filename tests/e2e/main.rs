@@ -6,8 +6,10 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+mod doctor;
 mod durability;
 mod harness;
 #[allow(dead_code)]
 mod oracles;
+mod recommend;
 mod service;

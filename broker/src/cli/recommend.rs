@@ -77,7 +77,7 @@ pub struct Args {
     /// Also review this stored credential against its labels (asks the broker).
     #[arg(long)]
     credential: Option<String>,
-    /// Ask the broker at this address instead of answering locally.
+    /// Ask the broker at this address instead of answering locally (empty: local).
     #[arg(long, env = "TWILIO_BROKER_ADDR")]
     addr: Option<String>,
     /// Print JSON.
@@ -121,6 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let remote = args
         .addr
         .clone()
+        .filter(|a| !a.is_empty())
         .or_else(|| args.credential.as_ref().map(|_| DEFAULT_LISTEN.to_owned()));
     let response = match remote {
         Some(addr) => {
