@@ -19,6 +19,11 @@ pub struct RisksFound(pub usize);
 
 /// Arguments of `doctor`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 no risk found (notes allowed), 3 a risk found, \
+1 doctor could not run, 2 usage error. Secrets are shown as their first 4 characters \
+and length at most."
+)]
 pub struct Args {
     /// Files to examine: .env files, shell exports, YAML/JSON, the broker's TOML config.
     files: Vec<PathBuf>,
@@ -104,6 +109,7 @@ pub fn to_text(report: &Report) -> String {
 pub fn to_json(report: &Report) -> serde_json::Value {
     serde_json::json!({
         "risks": report.risks(),
+        "notes": report.findings.len() - report.risks(),
         "looked_at": report.looked_at,
         "findings": report.findings.iter().map(|f| serde_json::json!({
             "id": f.id,

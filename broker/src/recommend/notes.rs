@@ -107,6 +107,15 @@ pub const NOTES: &[Note] = &[
                  %resources%.",
         ],
     },
+    Note {
+        id: "test-credentials-narrow-by-nature",
+        kind: Reason,
+        when: |s| s.method == Method::TestCredentials && s.facts.needs.least_privilege,
+        says: &[
+            "Test credentials are narrow by nature: they reach only %test_resources% and \
+                 change nothing in your account.",
+        ],
+    },
     // Warnings.
     Note {
         id: "auth-token-switch-before-deploy",
@@ -253,6 +262,15 @@ pub const NOTES: &[Note] = &[
         says: &[
             "No resources given: test credentials work only for %test_resources%; any \
                  other request answers 403.",
+        ],
+    },
+    Note {
+        id: "test-credentials-never-expire",
+        kind: Warning,
+        when: |s| s.method == Method::TestCredentials && s.facts.needs.time_limited,
+        says: &[
+            "Test credentials do not expire: acceptable here, since they can neither \
+                 charge nor change the account, but keep them out of production config.",
         ],
     },
     Note {

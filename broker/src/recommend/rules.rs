@@ -1,5 +1,5 @@
 //! The decision framework's rules as data: [`CHOICES`] pick the method,
-//! [`NOTES`](super::notes::NOTES) add what follows from the combination of
+//! [`NOTES`] add what follows from the combination of
 //! needs and method.
 //!
 //! Choices run in order and the first match wins: a client never holds a

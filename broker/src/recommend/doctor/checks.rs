@@ -239,18 +239,30 @@ fn production(source: &Source, environment: Option<&Source>, options: Options) -
     if options.production {
         return Some("--production was given".into());
     }
+    // Some(Some(why)) when a marker says production, Some(None) when markers
+    // name only other environments, None when none names an environment at
+    // all (e.g. the shell's own ENV=/etc/profile).
     let marker = |s: &Source| {
-        s.assignments.iter().find_map(|a| {
-            let name = normal_name(&a.name);
-            if !ENVIRONMENT_MARKERS.contains(&name.as_str()) {
-                return None;
+        let mut other = false;
+        for a in &s.assignments {
+            if !ENVIRONMENT_MARKERS.contains(&normal_name(&a.name).as_str()) {
+                continue;
             }
             let value = a.value.expose_secret();
-            let production = value
+            let envs: Vec<_> = value
                 .split(',')
-                .any(|v| Environment::from_label(v) == Some(Environment::Production));
-            Some(production.then(|| format!("{}={value} at {}", a.name, s.location(a.line))))
-        })
+                .filter_map(Environment::from_label)
+                .collect();
+            if envs.contains(&Environment::Production) {
+                return Some(Some(format!(
+                    "{}={value} at {}",
+                    a.name,
+                    s.location(a.line)
+                )));
+            }
+            other |= !envs.is_empty();
+        }
+        other.then_some(None)
     };
     if let Some(found) = marker(source) {
         return found;
