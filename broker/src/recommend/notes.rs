@@ -54,7 +54,7 @@ pub const NOTES: &[Note] = &[
         },
         says: &[
             "Even for a prototype, your stated needs rule out the Auth Token: it never \
-                 expires and reaches the whole account.",
+             expires and reaches the whole account.",
         ],
     },
     Note {
@@ -63,7 +63,7 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && s.facts.needs.environment == Environment::Prototype,
         says: &[
             "Even a prototype cannot hand the Auth Token to a browser or app: anyone can \
-                 read it there, and Twilio rejects Access Tokens signed with it (20003).",
+             read it there, and Twilio rejects Access Tokens signed with it (20003).",
         ],
     },
     Note {
@@ -72,8 +72,8 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && s.facts.needs.least_privilege,
         says: &[
             "Least privilege on the client comes from the token: only the %grant% and the \
-                 shortest TTL that works. The signing key must still be Standard (or Main), \
-                 because Restricted keys cannot sign Access Tokens.",
+             shortest TTL that works. The signing key must still be Standard (or Main), \
+             because Restricted keys cannot sign Access Tokens.",
         ],
     },
     Note {
@@ -82,7 +82,7 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && s.facts.needs.time_limited,
         says: &[
             "Access Tokens expire on their own: their TTL is at most 24 hours, and \
-                 shorter is better.",
+             shorter is better.",
         ],
     },
     Note {
@@ -94,8 +94,8 @@ pub const NOTES: &[Note] = &[
         },
         says: &[
             "Tests should use the kind of credential production uses, so the auth path \
-                 they exercise is the one that ships; the Auth Token stays on a developer's \
-                 machine.",
+             they exercise is the one that ships; the Auth Token stays on a developer's \
+             machine.",
         ],
     },
     Note {
@@ -104,7 +104,7 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::OAuth2 && s.facts.needs.least_privilege,
         says: &[
             "An OAuth app carries its own policy: grant it only the permissions for \
-                 %resources%.",
+             %resources%.",
         ],
     },
     Note {
@@ -113,7 +113,7 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::TestCredentials && s.facts.needs.least_privilege,
         says: &[
             "Test credentials are narrow by nature: they reach only %test_resources% and \
-                 change nothing in your account.",
+             change nothing in your account.",
         ],
     },
     // Warnings.
@@ -123,8 +123,8 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::AuthToken,
         says: &[
             "Use the Auth Token only on your own machine and switch to an API key before \
-                 deploying: it is permanent, full access to the account, and rotating a leaked \
-                 one breaks every API key.",
+             deploying: it is permanent, full access to the account, and rotating a leaked \
+             one breaks every API key.",
         ],
     },
     Note {
@@ -138,8 +138,8 @@ pub const NOTES: &[Note] = &[
         },
         says: &[
             "Test credentials cannot serve %test_blockers% (they reach only \
-                 %test_resources%; the rest answer 403), so those calls are real and charged: \
-                 run them against a dedicated subaccount.",
+             %test_resources%; the rest answer 403), so those calls are real and charged: \
+             run them against a dedicated subaccount.",
         ],
     },
     Note {
@@ -152,8 +152,8 @@ pub const NOTES: &[Note] = &[
         },
         says: &[
             "charge_free does not fit production: test credentials never send a real \
-                 message or place a real call. Use them in your tests (ask with \
-                 ENVIRONMENT_TEST).",
+             message or place a real call. Use them in your tests (ask with \
+             ENVIRONMENT_TEST).",
         ],
     },
     Note {
@@ -162,8 +162,8 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && s.facts.needs.charge_free,
         says: &[
             "Client SDK sessions cannot be charge-free: test credentials cannot sign \
-                 Access Tokens and do not reach Voice, Video, Conversations or Sync. Keep \
-                 client tests in a dedicated subaccount.",
+             Access Tokens and do not reach Voice, Video, Conversations or Sync. Keep \
+             client tests in a dedicated subaccount.",
         ],
     },
     Note {
@@ -172,8 +172,8 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && !s.facts.resources.all.is_empty(),
         says: &[
             "An Access Token opens only the client SDKs' services: %resources% must be \
-                 called by your server with its own credential (ask with SIDE_SERVER), never \
-                 from the browser or app.",
+             called by your server with its own credential (ask with SIDE_SERVER), never \
+             from the browser or app.",
         ],
     },
     Note {
@@ -182,7 +182,7 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && s.facts.account_management,
         says: &[
             "Account management (/Accounts, /Keys) never belongs on a client: do it from \
-                 a server (ask with SIDE_SERVER).",
+             a server (ask with SIDE_SERVER).",
         ],
     },
     Note {
@@ -191,7 +191,7 @@ pub const NOTES: &[Note] = &[
         when: |s| client(s) && s.facts.needs.client_sdk.is_none(),
         says: &[
             "No client_sdk given: add the grant that matches the SDK (Voice, Video, \
-                 Conversations or Sync); a token carries only the grants you put in.",
+             Conversations or Sync); a token carries only the grants you put in.",
         ],
     },
     Note {
@@ -200,8 +200,8 @@ pub const NOTES: &[Note] = &[
         when: |s| is_key(s, KeyType::Main) && s.facts.needs.time_limited,
         says: &[
             "No time-limited credential reaches /Accounts and /Keys: keep this Main key \
-                 for the account-management job alone and give every other service OAuth2 \
-                 bearer tokens (GetBearer).",
+             for the account-management job alone and give every other service OAuth2 \
+             bearer tokens (GetBearer).",
         ],
     },
     Note {
@@ -210,8 +210,8 @@ pub const NOTES: &[Note] = &[
         when: |s| is_key(s, KeyType::Main) && s.facts.needs.least_privilege,
         says: &[
             "Least privilege cannot cover /Accounts and /Keys: only a Main key or the Auth \
-                 Token reach them. Keep the Main key for the account-management job alone and \
-                 give other code Restricted keys.",
+             Token reach them. Keep the Main key for the account-management job alone and \
+             give other code Restricted keys.",
         ],
     },
     Note {
@@ -220,7 +220,7 @@ pub const NOTES: &[Note] = &[
         when: |s| is_key(s, KeyType::Main),
         says: &[
             "A Main key has the power of the Auth Token: keep it in the broker, never in \
-                 application config, and delete it when the job is done.",
+             application config, and delete it when the job is done.",
         ],
     },
     Note {
@@ -238,7 +238,7 @@ pub const NOTES: &[Note] = &[
         when: |s| !s.facts.resources.unknown.is_empty(),
         says: &[
             "%unknown%: not a Twilio resource the broker knows; check the spelling. It is \
-                 treated as a resource test credentials do not reach.",
+             treated as a resource test credentials do not reach.",
         ],
     },
     Note {
@@ -252,7 +252,7 @@ pub const NOTES: &[Note] = &[
         },
         says: &[
             "least_privilege without resources: list the resources the code calls so the \
-                 policy can name exactly those.",
+             policy can name exactly those.",
         ],
     },
     Note {
@@ -261,7 +261,7 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::TestCredentials && s.facts.resources.all.is_empty(),
         says: &[
             "No resources given: test credentials work only for %test_resources%; any \
-                 other request answers 403.",
+             other request answers 403.",
         ],
     },
     Note {
@@ -270,7 +270,7 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::TestCredentials && s.facts.needs.time_limited,
         says: &[
             "Test credentials do not expire: acceptable here, since they can neither \
-                 charge nor change the account, but keep them out of production config.",
+             charge nor change the account, but keep them out of production config.",
         ],
     },
     Note {
@@ -279,7 +279,7 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::TestCredentials,
         says: &[
             "Requests made with test credentials trigger no status callbacks and cannot \
-                 use your live account's phone numbers as From.",
+             use your live account's phone numbers as From.",
         ],
     },
     Note {
@@ -288,8 +288,8 @@ pub const NOTES: &[Note] = &[
         when: |s| s.method == Method::OAuth2,
         says: &[
             "Twilio's helper libraries support OAuth2 from Python 9.4.1, Node.js 5.4.0, \
-                 Java 10.6.0, C#/.NET 7.6.0, Ruby 7.4.0, PHP 8.5.0 and Go 1.25.1; older ones \
-                 cannot send bearer tokens.",
+             Java 10.6.0, C#/.NET 7.6.0, Ruby 7.4.0, PHP 8.5.0 and Go 1.25.1; older ones \
+             cannot send bearer tokens.",
         ],
     },
     // Next steps.
@@ -404,8 +404,8 @@ pub const NOTES: &[Note] = &[
         },
         says: &[
             "If the service receives Twilio webhooks, check their signatures with \
-                 ValidateWebhook against an auth_token credential kept in the broker, so the \
-                 service never holds the Auth Token.",
+             ValidateWebhook against an auth_token credential kept in the broker, so the \
+             service never holds the Auth Token.",
         ],
     },
     Note {
@@ -414,8 +414,8 @@ pub const NOTES: &[Note] = &[
         when: |s| s.facts.needs.environment == Environment::Production,
         says: &[
             "Gate deployments on `twilio-broker doctor` over your env and config files: it \
-                 fails on an Auth Token in production, a secret under version control or a SID \
-                 with the wrong prefix.",
+             fails on an Auth Token in production, a secret under version control or a SID \
+             with the wrong prefix.",
         ],
     },
 ];
