@@ -8,9 +8,11 @@
 mod admin;
 mod callers;
 mod contract;
+mod doctor;
 mod durability;
 mod harness;
 #[allow(dead_code)]
 mod oracles;
 mod pki;
+mod recommend;
 mod service;

@@ -27,6 +27,19 @@ pub struct AddrArgs {
 }
 
 impl AddrArgs {
+    /// Connection settings for `addr`, with TLS material from the
+    /// `TWILIO_BROKER_TLS_*` variables (for commands with their own address flag).
+    pub fn from_addr(addr: String) -> Self {
+        let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        AddrArgs {
+            addr,
+            tls_ca: var("TWILIO_BROKER_TLS_CA"),
+            tls_cert: var("TWILIO_BROKER_TLS_CERT"),
+            tls_key: var("TWILIO_BROKER_TLS_KEY"),
+            tls_server_name: std::env::var("TWILIO_BROKER_TLS_SERVER_NAME").ok(),
+        }
+    }
+
     /// A connected channel to the broker.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         let unreachable = || {

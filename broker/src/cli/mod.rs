@@ -81,6 +81,8 @@ pub fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The report is printed already; the status alone tells a pipeline.
+        Err(err) if err.is::<doctor::RisksFound>() => ExitCode::from(doctor::RISKS_FOUND_EXIT),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

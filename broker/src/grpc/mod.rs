@@ -10,7 +10,7 @@ mod broker;
 mod convert;
 mod guard;
 mod mint;
-mod recommend;
+pub(crate) mod recommend;
 pub mod status;
 mod webhook;
 
