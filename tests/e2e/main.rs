@@ -6,6 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+mod audit;
 mod callers;
 mod contract;
 mod doctor;

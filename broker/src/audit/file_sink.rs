@@ -18,6 +18,8 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
 struct Open {
     file: std::fs::File,
+    /// Only regular files are synced (a pipe or device has nothing to sync).
+    regular: bool,
     next_seq: u64,
     prev: [u8; 32],
     last_sync: Instant,
@@ -59,6 +61,7 @@ impl FileSink {
             path: path.to_path_buf(),
             key,
             state: Arc::new(Mutex::new(Open {
+                regular: file.metadata().map(|m| m.is_file()).unwrap_or(false),
                 file,
                 next_seq,
                 prev,
@@ -87,7 +90,7 @@ impl FileSink {
 }
 
 fn sync(open: &mut Open, path: &Path) -> Result<(), AuditError> {
-    if open.dirty {
+    if open.dirty && open.regular {
         open.file.sync_data().map_err(|e| io_error(path, &e))?;
         open.dirty = false;
     }
@@ -138,6 +141,7 @@ impl AuditSink for FileSink {
         self.blocking(|open, path, _| {
             sync(open, path)?;
             open.file = open_append(path).map_err(|e| io_error(path, &e))?;
+            open.regular = open.file.metadata().map(|m| m.is_file()).unwrap_or(false);
             Ok(())
         })
         .await
