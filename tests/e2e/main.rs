@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod callers;
+mod client;
 mod contract;
 mod doctor;
 mod durability;
