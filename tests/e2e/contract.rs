@@ -128,3 +128,19 @@ fn grpcurl_lists_describes_and_calls() {
     );
     assert!(!ok && missing.contains("NotFound"), "{missing}");
 }
+
+#[test]
+fn generated_client_stubs_are_up_to_date() {
+    let Some(python) = oracles::python() else { return };
+    let out = Command::new(repo_root().join("scripts/gen-stubs"))
+        .arg("--check")
+        .env("TWILIO_BROKER_TEST_PYTHON", python)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

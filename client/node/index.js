@@ -1,0 +1,109 @@
+'use strict';
+// Node client for twilio-broker.
+//
+//   const { BrokerClient, BrokerCredentialProvider } = require('twilio-broker');
+//   const client = require('twilio')();
+//   client.setCredentialProvider(new BrokerCredentialProvider('unix:/run/twilio-broker/broker.sock', 'prod-oauth'));
+//   client.setAccountSid('AC...');            // setCredentialProvider clears it
+//
+// twilio-node asks its provider for a fresh auth strategy on every request, so
+// without a cache it would fetch a token per API call; this provider's cache
+// keeps one token until shortly before it expires.
+
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO_ROOT = path.join(__dirname, 'proto');
+const definition = protoLoader.loadSync(
+  ['twilio/broker/v1/broker.proto', 'twilio/broker/v1/admin.proto'],
+  { includeDirs: [PROTO_ROOT], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true },
+);
+const v1 = grpc.loadPackageDefinition(definition).twilio.broker.v1;
+
+/** A gRPC error from the broker, with its status code name (e.g. NOT_FOUND). */
+class BrokerError extends Error {
+  constructor(err) {
+    const code = Object.keys(grpc.status).find((k) => grpc.status[k] === err.code) || String(err.code);
+    super(`${code}: ${err.details}`);
+    this.code = code;
+  }
+}
+
+/** Calls a twilio-broker; caches bearer tokens per credential. */
+class BrokerClient {
+  constructor(address, { credentials = grpc.credentials.createInsecure(), safetyMarginMs = 60000, timeoutMs = 10000 } = {}) {
+    this.broker = new v1.Broker(address, credentials);
+    this.admin = new v1.Admin(address, credentials);
+    this.safetyMarginMs = safetyMarginMs;
+    this.timeoutMs = timeoutMs;
+    this.cache = new Map();     // credential -> { accessToken, expiresAt }
+    this.inflight = new Map();  // credential -> Promise (one broker call per herd)
+    this.bearerFetches = 0;
+  }
+
+  call(service, method, request) {
+    return new Promise((resolve, reject) => {
+      service[method](request, { deadline: Date.now() + this.timeoutMs }, (err, reply) =>
+        (err ? reject(new BrokerError(err)) : resolve(reply)));
+    });
+  }
+
+  /** GetBearer, uncached: { accessToken, expiresAt (ms), accountSid }. */
+  async getBearer(credential, minTtlSeconds = 0) {
+    const reply = await this.call(this.broker, 'GetBearer', { credential, min_ttl_seconds: minTtlSeconds });
+    const expiresAt = Number(reply.expires_at.seconds) * 1000 + Math.floor(reply.expires_at.nanos / 1e6);
+    return { accessToken: reply.access_token, expiresAt, accountSid: reply.account_sid };
+  }
+
+  /** A bearer token, cached until safetyMarginMs before it expires. */
+  async bearer(credential) {
+    const cached = this.cache.get(credential);
+    if (cached && cached.expiresAt - Date.now() > this.safetyMarginMs) return cached;
+    if (!this.inflight.has(credential)) {
+      const minTtl = Math.ceil((this.safetyMarginMs * 2) / 1000);
+      const fetch = this.getBearer(credential, minTtl)
+        .then((bearer) => { this.bearerFetches += 1; this.cache.set(credential, bearer); return bearer; })
+        .finally(() => this.inflight.delete(credential));
+      this.inflight.set(credential, fetch);
+    }
+    return this.inflight.get(credential);
+  }
+
+  mintAccessToken(request) {
+    return this.call(this.broker, 'MintAccessToken', request);
+  }
+
+  close() {
+    this.broker.close();
+    this.admin.close();
+  }
+}
+
+/** A credential provider for twilio-node (>= 5.4): Authorization: Bearer from the broker. */
+class BrokerCredentialProvider {
+  constructor(address, credential, options = {}) {
+    this.client = options.client || new BrokerClient(address, options);
+    this.credential = credential;
+    this.authType = 'client-credentials';
+  }
+
+  get brokerCalls() {
+    return this.client.bearerFetches;
+  }
+
+  getAuthType() {
+    return this.authType;
+  }
+
+  toAuthStrategy() {
+    const { client, credential } = this;
+    return {
+      getAuthType: () => 'client-credentials',
+      requiresAuthentication: () => true,
+      getAuthString: async () => `Bearer ${(await client.bearer(credential)).accessToken}`,
+    };
+  }
+}
+
+module.exports = { BrokerClient, BrokerCredentialProvider, BrokerError, v1 };
