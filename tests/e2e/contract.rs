@@ -131,7 +131,9 @@ fn grpcurl_lists_describes_and_calls() {
 
 #[test]
 fn generated_client_stubs_are_up_to_date() {
-    let Some(python) = oracles::python() else { return };
+    let Some(python) = oracles::python() else {
+        return;
+    };
     let out = Command::new(repo_root().join("scripts/gen-stubs"))
         .arg("--check")
         .env("TWILIO_BROKER_TEST_PYTHON", python)

@@ -17,4 +17,5 @@ mod harness;
 mod oracles;
 mod pki;
 mod recommend;
+mod resilience;
 mod service;
