@@ -17,12 +17,17 @@ use crate::store::Vault;
 pub struct State {
     /// The credentials.
     pub vault: Arc<Vault>,
+    /// Signs Access Tokens; its `jti` counter is the only shared state (atomic).
+    pub minter: crate::mint::Minter,
 }
 
 impl State {
     /// State over an open vault.
     pub fn new(vault: Arc<Vault>) -> Self {
-        State { vault }
+        State {
+            vault,
+            minter: crate::mint::Minter::new(),
+        }
     }
 }
 
