@@ -8,6 +8,8 @@
 mod admin;
 mod durability;
 mod harness;
+mod mint;
 #[allow(dead_code)]
 mod oracles;
 mod service;
+mod webhook;
