@@ -57,8 +57,8 @@ fn request() -> pb::MintAccessTokenRequest {
     }
 }
 
-/// A Broker that does nothing: MintAccessToken answers a canned response of
-/// the same size as a real one.
+/// A Broker that does nothing: MintAccessToken answers a canned response (a
+/// real token minted once at start-up), so both servers send the same bytes.
 struct Nothing {
     canned: pb::MintAccessTokenResponse,
 }
