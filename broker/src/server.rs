@@ -22,6 +22,8 @@ pub struct State {
     pub policy: PolicyEngine,
     /// Where each decision is recorded.
     pub audit: AuditTrail,
+    /// Signs Access Tokens; its `jti` counter is the only shared state (atomic).
+    pub minter: crate::mint::Minter,
 }
 
 impl State {
@@ -31,6 +33,7 @@ impl State {
             vault,
             policy,
             audit,
+            minter: crate::mint::Minter::new(),
         }
     }
 }

@@ -13,9 +13,11 @@ mod contract;
 mod doctor;
 mod durability;
 mod harness;
+mod mint;
 #[allow(dead_code)]
 mod oracles;
 mod pki;
 mod recommend;
 mod resilience;
 mod service;
+mod webhook;

@@ -12,6 +12,7 @@ mod policy;
 mod recommend;
 mod serve;
 mod token;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Get tokens from a running broker (bearer, mint).
     #[command(subcommand)]
     Token(token::Command),
+    /// Check Twilio webhook signatures with a stored Auth Token.
+    #[command(subcommand)]
+    Webhook(webhook::Command),
     /// Ask Twilio's auth decision framework which method fits a use case.
     Recommend(recommend::Args),
     /// Look for risky Twilio credentials in the environment and config files.
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Credential(command) => credential::run(command).await,
             Command::Token(command) => token::run(command).await,
+            Command::Webhook(command) => webhook::run(command).await,
             Command::Recommend(args) => recommend::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Policy(command) => policy::run(command).await,

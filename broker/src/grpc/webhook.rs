@@ -1,16 +1,60 @@
-//! ValidateWebhook at the edge: request checks and response conversion.
+//! ValidateWebhook at the edge: which credential's secret keys the HMAC, and
+//! the proto request to the domain one.
+//!
+//! `auth_token` and `test` credentials hold the key (the Auth Token; or a
+//! webhook SharedKey secret stored as an `auth_token` credential for
+//! HMAC-SHA256 mode, as twilio-python's `RequestValidator(secret)` uses one
+//! secret for either algorithm). Other kinds are FAILED_PRECONDITION.
+//!
+//! Order of checks: INVALID_ARGUMENT (the request alone), then NOT_FOUND,
+//! then FAILED_PRECONDITION; a wrong signature is `valid: false`, not an error.
 
 use twilio_broker_api::v1 as pb;
 
+use crate::credential::Secret;
 use crate::error::{Error, Result};
 use crate::server::State;
+use crate::webhook::{self, WebhookRequest};
 
 /// Serves one ValidateWebhook call.
 pub fn validate_webhook(
-    _state: &State,
-    _request: pb::ValidateWebhookRequest,
+    state: &State,
+    mut request: pb::ValidateWebhookRequest,
 ) -> Result<pb::ValidateWebhookResponse> {
-    Err(Error::FailedPrecondition(
-        "ValidateWebhook is not built yet (issue 4)".into(),
-    ))
+    if request.credential.is_empty() {
+        return Err(Error::invalid(
+            "credential",
+            "is required: the name of a stored auth_token or test credential",
+        ));
+    }
+    let name = std::mem::take(&mut request.credential);
+    let prepared = webhook::prepare(WebhookRequest {
+        url: request.url,
+        params: request
+            .params
+            .into_iter()
+            .map(|p| (p.name, p.value))
+            .collect(),
+        body: request.body,
+        signature: request.signature,
+        signature_settings: request.signature_settings,
+    })?;
+    let credential = state.vault.lookup(&name)?;
+    let key = match &credential.secret {
+        Secret::AuthToken { auth_token, .. } | Secret::Test { auth_token, .. } => auth_token,
+        other => {
+            return Err(Error::FailedPrecondition(format!(
+                "credential {:?} is an {} credential; Twilio signs webhooks with the account's \
+                 Auth Token (or a webhook SharedKey secret): store it as an auth_token (or test) \
+                 credential and validate with that",
+                credential.name,
+                other.kind().as_str()
+            )));
+        }
+    };
+    let verdict = prepared.verify(key);
+    Ok(pb::ValidateWebhookResponse {
+        valid: verdict.valid,
+        reason: verdict.reason,
+    })
 }

@@ -81,7 +81,7 @@ class GetBearerResponse(_message.Message):
     def __init__(self, access_token: _Optional[str] = ..., token_type: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_sid: _Optional[str] = ...) -> None: ...
 
 class VoiceGrant(_message.Message):
-    __slots__ = ("incoming_allow", "outgoing_application_sid", "outgoing_application_params", "push_credential_sid", "endpoint_id")
+    __slots__ = ("incoming_allow", "outgoing_application_sid", "outgoing_application_params", "push_credential_sid", "endpoint_id", "outgoing_application_params_json")
     class OutgoingApplicationParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,12 +94,14 @@ class VoiceGrant(_message.Message):
     OUTGOING_APPLICATION_PARAMS_FIELD_NUMBER: _ClassVar[int]
     PUSH_CREDENTIAL_SID_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_APPLICATION_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
     incoming_allow: bool
     outgoing_application_sid: str
     outgoing_application_params: _containers.ScalarMap[str, str]
     push_credential_sid: str
     endpoint_id: str
-    def __init__(self, incoming_allow: _Optional[bool] = ..., outgoing_application_sid: _Optional[str] = ..., outgoing_application_params: _Optional[_Mapping[str, str]] = ..., push_credential_sid: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
+    outgoing_application_params_json: str
+    def __init__(self, incoming_allow: _Optional[bool] = ..., outgoing_application_sid: _Optional[str] = ..., outgoing_application_params: _Optional[_Mapping[str, str]] = ..., push_credential_sid: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., outgoing_application_params_json: _Optional[str] = ...) -> None: ...
 
 class VideoGrant(_message.Message):
     __slots__ = ("room",)
@@ -138,7 +140,7 @@ class TaskRouterGrant(_message.Message):
     def __init__(self, workspace_sid: _Optional[str] = ..., worker_sid: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
 
 class MintAccessTokenRequest(_message.Message):
-    __slots__ = ("credential", "identity", "ttl_seconds", "not_before", "region", "voice", "video", "chat", "sync", "task_router", "playback")
+    __slots__ = ("credential", "identity", "ttl_seconds", "not_before", "region", "voice", "video", "chat", "sync", "task_router", "playback", "playback_json")
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +152,7 @@ class MintAccessTokenRequest(_message.Message):
     SYNC_FIELD_NUMBER: _ClassVar[int]
     TASK_ROUTER_FIELD_NUMBER: _ClassVar[int]
     PLAYBACK_FIELD_NUMBER: _ClassVar[int]
+    PLAYBACK_JSON_FIELD_NUMBER: _ClassVar[int]
     credential: str
     identity: str
     ttl_seconds: int
@@ -161,7 +164,8 @@ class MintAccessTokenRequest(_message.Message):
     sync: SyncGrant
     task_router: TaskRouterGrant
     playback: _struct_pb2.Struct
-    def __init__(self, credential: _Optional[str] = ..., identity: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., region: _Optional[str] = ..., voice: _Optional[_Union[VoiceGrant, _Mapping]] = ..., video: _Optional[_Union[VideoGrant, _Mapping]] = ..., chat: _Optional[_Union[ChatGrant, _Mapping]] = ..., sync: _Optional[_Union[SyncGrant, _Mapping]] = ..., task_router: _Optional[_Union[TaskRouterGrant, _Mapping]] = ..., playback: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    playback_json: str
+    def __init__(self, credential: _Optional[str] = ..., identity: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., region: _Optional[str] = ..., voice: _Optional[_Union[VoiceGrant, _Mapping]] = ..., video: _Optional[_Union[VideoGrant, _Mapping]] = ..., chat: _Optional[_Union[ChatGrant, _Mapping]] = ..., sync: _Optional[_Union[SyncGrant, _Mapping]] = ..., task_router: _Optional[_Union[TaskRouterGrant, _Mapping]] = ..., playback: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., playback_json: _Optional[str] = ...) -> None: ...
 
 class MintAccessTokenResponse(_message.Message):
     __slots__ = ("token", "expires_at", "jti")
