@@ -246,11 +246,18 @@ fn main() {
             })
             .await
             .unwrap();
-        let state = Arc::new(State::new(Arc::new(vault)));
+        let policy =
+            twilio_broker::policy::PolicyEngine::load(twilio_broker::policy::Source::DevAllowAll)
+                .unwrap();
+        let state = Arc::new(State::new(
+            Arc::new(vault),
+            policy,
+            twilio_broker::audit::AuditTrail::disabled(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let broker_addr = listener.local_addr().unwrap();
         tokio::spawn(twilio_broker::server::run(
-            listener,
+            vec![twilio_broker::transport::Bound::Plaintext(listener)],
             Arc::clone(&state),
             std::future::pending(),
         ));
