@@ -399,3 +399,54 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mint_is_audited_with_jti_expiry_grants_and_identity_but_never_the_token() {
+    let f = Fixtures::new();
+    let a = start_audited("", "", None);
+    let channel = uds_channel(&a.socket).await;
+    AdminClient::new(channel.clone())
+        .put_credential(f.api_key("web-key", pb::KeyType::Standard))
+        .await
+        .unwrap();
+    let minted = BrokerClient::new(channel)
+        .mint_access_token(pb::MintAccessTokenRequest {
+            credential: "web-key".into(),
+            identity: "alice".into(),
+            ttl_seconds: 600,
+            video: Some(pb::VideoGrant {
+                room: "standup".into(),
+            }),
+            voice: Some(pb::VoiceGrant {
+                incoming_allow: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = lines(&a.audit);
+    let event = events
+        .iter()
+        .find(|e| e["rpc"] == "MintAccessToken")
+        .unwrap();
+    assert_eq!(event["jti"], minted.jti.as_str());
+    assert_eq!(event["identity"], "alice");
+    assert_eq!(event["ttl_seconds"], 600);
+    assert_eq!(event["grants"], serde_json::json!(["voice", "video"]));
+    assert_eq!(event["credential"], "web-key");
+    let expires = event["expires_at"].as_str().unwrap();
+    assert!(
+        expires.starts_with(&minted.expires_at.unwrap().to_string()[..16]),
+        "{expires}"
+    );
+    let text = std::fs::read_to_string(&a.audit).unwrap();
+    assert!(
+        !text.contains(&minted.token),
+        "a token reached the audit file"
+    );
+    let signature = minted.token.rsplit('.').next().unwrap();
+    assert!(!text.contains(signature));
+    assert!(!text.contains(&f.api_secret));
+}
