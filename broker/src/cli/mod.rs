@@ -7,6 +7,7 @@ pub(crate) mod connect;
 mod credential;
 mod doctor;
 mod keys;
+mod plugin;
 mod recommend;
 mod serve;
 mod token;
@@ -41,6 +42,9 @@ enum Command {
     Keygen,
     /// Re-seal every record in a data directory under a new master key (offline).
     Rekey(keys::RekeyArgs),
+    /// Check plugin libraries (audit sinks, storage backends).
+    #[command(subcommand)]
+    Plugin(plugin::Command),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args).await,
             Command::Keygen => keys::keygen(),
             Command::Rekey(args) => keys::rekey(args).await,
+            Command::Plugin(command) => plugin::run(command).await,
         }
     });
     match result {

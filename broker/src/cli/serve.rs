@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{FileConfig, LogFormat};
 use crate::master_key::MasterKey;
+use crate::plugin_host::Plugins;
 use crate::server::{self, State};
 use crate::store::{SledStore, Store, Vault};
 
@@ -94,37 +95,52 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let data_dir = args.data_dir.or(file.data_dir);
-    let store: Arc<dyn Store> = match &data_dir {
-        Some(dir) => {
+    // Plugins load before anything is served: a refused plugin stops start-up.
+    let plugins = Plugins::load_all(&file.plugins).await?;
+    let store: Arc<dyn Store> = match (&plugins.storage, &data_dir) {
+        (Some(plugin), _) => {
+            if let Some(dir) = &data_dir {
+                tracing::warn!(data_dir = %dir.display(), plugin = plugin.name(),
+                    "credentials are kept by the storage plugin; the data directory is not used");
+            }
+            Arc::clone(plugin) as Arc<dyn Store>
+        }
+        (None, Some(dir)) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
             restrict_permissions(dir);
             Arc::new(SledStore::open(dir)?)
         }
-        None if args.dev => {
+        (None, None) if args.dev => {
             tracing::warn!(
                 "DEV MODE: no data directory given, so credentials live in a throw-away store \
                  that is deleted at exit"
             );
             Arc::new(SledStore::temporary()?)
         }
-        None => anyhow::bail!(
+        (None, None) => anyhow::bail!(
             "no data directory: pass --data-dir, set TWILIO_BROKER_DATA_DIR or `data_dir` in the \
-             config (or use --dev for a throw-away store)"
+             config, configure a storage plugin (or use --dev for a throw-away store)"
         ),
     };
     if args.dev {
         tracing::warn!("DEV MODE: plaintext loopback listener; not for production");
     }
 
-    let vault = Arc::new(Vault::open(store, key).await?);
+    let vault = Arc::new(Vault::open(Arc::clone(&store), key).await?);
+    // Replicas sharing a store (a storage plugin) follow each other's writes.
+    let follower = Arc::clone(&vault).follow(store.change_feed().await);
+    // TODO(audit): hand `plugins.audit` to the audit layer (issue 6).
     let state = Arc::new(State::new(vault));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!("twilio-broker listening on {local}");
-    server::run(listener, state, shutdown_signal()).await?;
+    let served = server::run(listener, state, shutdown_signal()).await;
+    follower.abort();
+    plugins.close().await;
+    served?;
     tracing::info!("twilio-broker stopped");
     Ok(())
 }

@@ -98,12 +98,12 @@ pub enum LoadError {
         found: PluginKind,
     },
     /// `init` refused the configuration or failed.
-    #[error("plugin {path} did not start: {source}")]
+    #[error("plugin {path} did not start: {error}")]
     Init {
         /// The library path.
         path: PathBuf,
         /// What the plugin (or its time-out) said.
-        source: PluginError,
+        error: PluginError,
     },
 }
 
@@ -162,9 +162,9 @@ pub async fn init(spec: &PluginSpec, inspected: Inspected) -> Result<Loaded, Loa
     let raw = init_guard
         .call("init", move || table.init(&config))
         .await
-        .map_err(|source| LoadError::Init {
+        .map_err(|error| LoadError::Init {
             path: spec.path.clone(),
-            source,
+            error,
         })?;
     let guard = Guard::new(&name, spec.timeout());
     tracing::info!(plugin = %name, kind = %inspected.kind, path = %spec.path.display(),

@@ -33,6 +33,7 @@ mod audit;
 mod guard;
 mod library;
 mod raw;
+mod set;
 mod spec;
 mod storage;
 
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 pub use audit::PluginAuditSink;
 pub use library::{Inspected, LoadError, Loaded, init, inspect, load};
+pub use set::Plugins;
 pub use spec::{PluginKind, PluginSpec, Sha256Pin};
 pub use storage::PluginStore;
 

@@ -47,7 +47,8 @@
 // Any other failure.
 #define TB_STATUS_ERROR 6
 
-// The plugin panicked; the SDK caught it at the boundary.
+// The plugin panicked; the SDK caught it at the boundary and wrote the
+// panic message into `error_out`.
 #define TB_STATUS_PANICKED 7
 
 // Bytes borrowed from the caller for the duration of one call.

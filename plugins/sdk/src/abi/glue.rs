@@ -113,10 +113,7 @@ fn guarded(error_out: *mut TbBuf, f: impl FnOnce() -> Result<i32, PluginError>) 
     let (status, message) = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(status)) => return status,
         Ok(Err(err)) => (status_of(err.kind), err.message),
-        Err(panic) => (
-            TB_STATUS_PANICKED,
-            format!("the plugin panicked: {}", panic_message(panic.as_ref())),
-        ),
+        Err(panic) => (TB_STATUS_PANICKED, panic_message(panic.as_ref()).to_owned()),
     };
     // SAFETY: the host passes a valid (or null) `error_out` for every call.
     unsafe { write(error_out, buf_from(message.into_bytes())) };

@@ -64,7 +64,8 @@ pub const TB_STATUS_INVALID: i32 = 4;
 pub const TB_STATUS_UNAVAILABLE: i32 = 5;
 /// Any other failure.
 pub const TB_STATUS_ERROR: i32 = 6;
-/// The plugin panicked; the SDK caught it at the boundary.
+/// The plugin panicked; the SDK caught it at the boundary and wrote the
+/// panic message into `error_out`.
 pub const TB_STATUS_PANICKED: i32 = 7;
 
 /// Bytes borrowed from the caller for the duration of one call.
