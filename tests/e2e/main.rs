@@ -10,4 +10,5 @@ mod durability;
 mod harness;
 #[allow(dead_code)]
 mod oracles;
+mod plugins;
 mod service;

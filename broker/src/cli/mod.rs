@@ -72,6 +72,9 @@ pub fn main() -> ExitCode {
             Command::Plugin(command) => plugin::run(command).await,
         }
     });
+    // Dropping a runtime waits for every blocking task; a plugin call that
+    // never returned (abandoned after its time-out) must not hold up exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -85,7 +85,8 @@ pub enum LoadError {
     },
     /// The library is another kind of plugin than configured.
     #[error(
-        "plugin {path} ({name}) is a {found} plugin, but its [[plugins]] entry says kind = {configured:?}"
+        "plugin {path} ({name}) is of kind {found:?}, but its [[plugins]] entry says kind = \
+         {configured:?}"
     )]
     WrongKind {
         /// The library path.
@@ -95,7 +96,7 @@ pub enum LoadError {
         /// The kind in the config.
         configured: String,
         /// The kind of the library.
-        found: PluginKind,
+        found: String,
     },
     /// `init` refused the configuration or failed.
     #[error("plugin {path} did not start: {error}")]
@@ -136,7 +137,7 @@ pub async fn load(spec: &PluginSpec) -> Result<Loaded, LoadError> {
             path: spec.path.clone(),
             name: inspected.name,
             configured: spec.kind.to_string(),
-            found: inspected.kind,
+            found: inspected.kind.to_string(),
         });
     }
     init(spec, inspected).await
@@ -201,7 +202,13 @@ fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, Loa
         });
     }
 
-    let library = open_library(path, &file)?;
+    // Never unloaded, not even when refused below: a call abandoned after
+    // its time-out may still be running library code, and the table points
+    // into it. The file stays open too: on Linux the library was loaded by
+    // the name `/proc/self/fd/N`, and the loader would hand this library out
+    // again for a later `dlopen` of that name if `N` were reused.
+    let library: &'static libloading::Library = Box::leak(Box::new(open_library(path, &file)?));
+    std::mem::forget(file);
     // SAFETY: the symbol is declared `uint32_t (void)` by the ABI; a library
     // that lies about it is outside what any check can catch.
     let version = unsafe {
@@ -236,9 +243,6 @@ fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, Loa
         path: path.to_owned(),
         what,
     })?;
-    // Never unloaded: a call abandoned after its time-out may still be
-    // running library code, and the table points into it.
-    std::mem::forget(library);
     Ok(Inspected {
         name: table.name.clone(),
         kind: table.kind(),

@@ -11,6 +11,8 @@
 //! [`BlockingStore`].
 
 mod blocking;
+#[cfg(test)]
+mod memory;
 mod record;
 pub mod seal;
 pub mod sled_store;

@@ -28,8 +28,11 @@ const CREDENTIAL_PREFIX: &str = "credential/";
 const KEY_CHECK: &str = "meta/key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"twilio-broker master key check v1";
 
-/// How many times a put retries after losing a compare-and-swap race.
-const PUT_ATTEMPTS: usize = 5;
+/// How many times a put tries before giving up on a record other replicas
+/// keep changing. Each loss means another replica's write landed, so the
+/// system as a whole always progresses; the jittered pause keeps two busy
+/// replicas from losing to each other in lockstep.
+const PUT_ATTEMPTS: u64 = 16;
 /// With change notifications, still re-read this often in case one was lost.
 const SAFETY_REREAD: Duration = Duration::from_secs(30);
 
@@ -185,7 +188,7 @@ impl Vault {
         let _writer = self.write_lock.lock().await;
         let store_key = credential_key(&credential.name);
         let new_created_at = credential.created_at;
-        for _ in 0..PUT_ATTEMPTS {
+        for attempt in 0..PUT_ATTEMPTS {
             let index = self.index.load();
             let expected = index.versions.get(&credential.name).copied().unwrap_or(0);
             credential.created_at = index
@@ -211,6 +214,8 @@ impl Vault {
                 }
                 Cas::Conflict { .. } => {
                     tracing::debug!(credential = %credential.name, "record changed by another replica; re-reading it before writing");
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=attempt * 4)))
+                        .await;
                     self.reread_record(&credential.name).await?;
                 }
             }
@@ -485,5 +490,84 @@ mod tests {
             vault.lookup("evil"),
             Err(Error::FailedPrecondition(_))
         ));
+    }
+
+    fn shared() -> Arc<dyn Store> {
+        Arc::new(crate::store::memory::MemoryStore::default())
+    }
+
+    #[tokio::test]
+    async fn replicas_serve_each_others_writes_after_a_reread() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let a = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("a");
+        let b = Vault::open(Arc::clone(&store), key).await.expect("b");
+        a.put(oauth("x")).await.expect("put");
+        assert!(b.get("x").is_none());
+        assert_eq!(b.reread().await.expect("reread"), 1);
+        assert!(b.get("x").is_some());
+        assert_eq!(b.reread().await.expect("idle reread"), 0, "nothing changed");
+        store
+            .put("credential/junk", b"not sealed".to_vec())
+            .await
+            .expect("junk");
+        a.delete("x").await.expect("delete");
+        assert_eq!(b.reread().await.expect("reread"), 2);
+        assert!(b.get("x").is_none());
+        assert!(matches!(
+            b.lookup("junk"),
+            Err(Error::FailedPrecondition(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_put_that_loses_a_race_rereads_and_keeps_created_at() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let a = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("a");
+        let b = Vault::open(Arc::clone(&store), key).await.expect("b");
+        let first = a.put(oauth("x")).await.expect("first put");
+        b.reread().await.expect("reread");
+        a.put(oauth("x"))
+            .await
+            .expect("a replaces it; b has not seen that");
+        let mut late = oauth("x");
+        late.created_at = SystemTime::UNIX_EPOCH;
+        late.labels = BTreeMap::from([("writer".into(), "b".into())]);
+        let stored = b.put(late).await.expect("b retries after the conflict");
+        // Records keep milliseconds.
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .ok()
+        };
+        assert_eq!(ms(stored.created_at), ms(first.created_at));
+        a.reread().await.expect("reread");
+        assert_eq!(
+            a.get("x")
+                .expect("present")
+                .labels
+                .get("writer")
+                .map(String::as_str),
+            Some("b"),
+            "a serves b's write"
+        );
+    }
+
+    #[tokio::test]
+    async fn replicas_starting_together_agree_on_the_master_key() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let (a, b) = tokio::join!(
+            Vault::open(Arc::clone(&store), key.clone()),
+            Vault::open(Arc::clone(&store), key)
+        );
+        assert!(a.is_ok() && b.is_ok());
+        match Vault::open(store, MasterKey::generate()).await {
+            Err(VaultError::WrongMasterKey { .. }) => {}
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("another key was accepted"),
+        }
     }
 }
