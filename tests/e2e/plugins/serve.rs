@@ -126,7 +126,7 @@ async fn a_storage_plugin_that_panics_or_hangs_costs_only_its_own_calls() {
     let config = storage_entry(
         &cargo_plugin("twilio_broker_test_faulty_storage"),
         &format!(
-            "timeout_ms = 300\nconfig = {{ faults_file = {:?} }}",
+            "timeout_ms = 2000\nconfig = {{ faults_file = {:?} }}",
             faults.display().to_string()
         ),
     );
@@ -144,7 +144,7 @@ async fn a_storage_plugin_that_panics_or_hangs_costs_only_its_own_calls() {
             "panic",
             "failed in compare_and_swap: panicked: compare_and_swap panicked on purpose",
         ),
-        ("hang", "did not answer compare_and_swap within 300ms"),
+        ("hang", "did not answer compare_and_swap within 2s"),
     ];
     for (fault, expected) in cases {
         std::fs::write(&faults, json!({ "compare_and_swap": fault }).to_string()).unwrap();
