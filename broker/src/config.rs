@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// The OAuth token endpoint client (GetBearer).
     #[serde(default)]
     pub oauth: crate::bearer::OAuthConfig,
+    /// Plugin libraries (`[[plugins]]`): audit sinks and at most one storage backend.
+    #[serde(default)]
+    pub plugins: Vec<crate::plugin_host::PluginSpec>,
 }
 
 /// `[audit]`: the built-in JSON-lines file sink.
@@ -114,6 +117,51 @@ mod tests {
         let ok =
             FileConfig::parse("listen = \"127.0.0.1:1\"\nlog_format = \"json\"\n").expect("valid");
         assert_eq!(ok.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn plugin_entries_parse_strictly() {
+        let text = r#"
+            [[plugins]]
+            kind = "storage"
+            path = "/usr/lib/libx.so"
+            sha256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+            timeout_ms = 250
+            config = { url = "host=127.0.0.1", pool = 4, nested = { a = [1, 2] } }
+
+            [[plugins]]
+            kind = "audit"
+            path = "/usr/lib/liby.so"
+            required = false
+        "#;
+        let parsed = FileConfig::parse(text).expect("valid");
+        assert_eq!(parsed.plugins.len(), 2);
+        let storage = &parsed.plugins[0];
+        assert_eq!(storage.kind, crate::plugin_host::PluginKind::Storage);
+        assert!(storage.required && !parsed.plugins[1].required);
+        assert_eq!(storage.timeout(), std::time::Duration::from_millis(250));
+        assert_eq!(
+            storage.config_json(),
+            r#"{"nested":{"a":[1,2]},"pool":4,"url":"host=127.0.0.1"}"#
+        );
+        assert_eq!(parsed.plugins[1].config_json(), "{}");
+
+        let cases = [
+            (
+                "[[plugins]]\nkind = \"audit\"\npath = \"x\"\nsha265 = \"\"\n",
+                "sha265",
+            ),
+            ("[[plugins]]\nkind = \"cache\"\npath = \"x\"\n", "cache"),
+            (
+                "[[plugins]]\nkind = \"audit\"\npath = \"x\"\nsha256 = \"abc\"\n",
+                "64 hex digits",
+            ),
+            ("[[plugins]]\nkind = \"audit\"\n", "path"),
+        ];
+        for (text, expected) in cases {
+            let err = FileConfig::parse(text).expect_err(expected);
+            assert!(format!("{err:#}").contains(expected), "{err:#}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The crate is laid out by concept (see `ARCHITECTURE.md`):
 //! domain modules ([`credential`], [`store`], [`bearer`], [`mint`],
 //! [`webhook`], [`recommend`]) know nothing of tonic; [`grpc`] is the only
-//! place that sees generated types; [`server`] wires them into a running
+//! place that sees generated types; [`plugin_host`] is the only place with
+//! `unsafe` (it loads plugin libraries); [`server`] wires them into a running
 //! daemon; [`cli`] is the `twilio-broker` command line.
 
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod grpc;
 pub mod master_key;
 pub mod mint;
+pub mod plugin_host;
 pub mod policy;
 pub mod recommend;
 pub mod server;

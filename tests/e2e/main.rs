@@ -17,6 +17,7 @@ mod mint;
 #[allow(dead_code)]
 mod oracles;
 mod pki;
+mod plugins;
 mod recommend;
 mod resilience;
 mod service;

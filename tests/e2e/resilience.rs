@@ -73,13 +73,14 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
     broker.terminate();
     {
         let store = SledStore::open(options.data_dir.as_ref().unwrap()).unwrap();
-        let sealed = store.get("credential/source").await.unwrap().unwrap();
+        let sealed = store.get("credential/source").await.unwrap().unwrap().value;
         store.put("credential/moved", sealed).await.unwrap();
         let truncated = store
             .get("credential/victim-truncated")
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .value;
         store
             .put(
                 "credential/victim-truncated",
@@ -91,7 +92,8 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
             .get("credential/victim-flipped")
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .value;
         let middle = flipped.len() / 2;
         flipped[middle] ^= 0x10;
         store

@@ -17,6 +17,7 @@
 mod chain;
 mod event;
 mod file_sink;
+mod plugin_sink;
 mod trail;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 pub use chain::{ChainKey, VerifyReport, verify_file};
 pub use event::{AuditEvent, Decision, rfc3339};
 pub use file_sink::FileSink;
+pub use plugin_sink::PluginSink;
 pub use trail::{AuditTrail, SinkOptions};
 
 /// Why a sink could not record.

@@ -8,6 +8,7 @@ pub(crate) mod connect;
 mod credential;
 mod doctor;
 mod keys;
+mod plugin;
 mod policy;
 mod recommend;
 mod serve;
@@ -53,6 +54,9 @@ enum Command {
     Keygen,
     /// Re-seal every record in a data directory under a new master key (offline).
     Rekey(keys::RekeyArgs),
+    /// Check plugin libraries (audit sinks, storage backends).
+    #[command(subcommand)]
+    Plugin(plugin::Command),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -80,10 +84,12 @@ pub fn main() -> ExitCode {
             Command::Audit(command) => audit::run(command).await,
             Command::Keygen => keys::keygen(),
             Command::Rekey(args) => keys::rekey(args).await,
+            Command::Plugin(command) => plugin::run(command).await,
         }
     });
-    // A blocked writer (a hung audit medium) must not hold the process open.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // Dropping a runtime waits for every blocking task; a blocked writer (a
+    // hung audit medium) or an abandoned plugin call must not hold up exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The report is printed already; the status alone tells a pipeline.

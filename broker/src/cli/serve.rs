@@ -8,9 +8,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::audit::{AuditTrail, ChainKey, FileSink, SinkOptions};
+use crate::audit::{AuditTrail, ChainKey, FileSink, PluginSink, SinkOptions};
 use crate::config::{FileConfig, LogFormat};
 use crate::master_key::MasterKey;
+use crate::plugin_host::Plugins;
 use crate::policy::{PolicyEngine, Source};
 use crate::server::{self, State};
 use crate::store::{SledStore, Store, Vault};
@@ -110,23 +111,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let data_dir = args.data_dir.clone().or(file.data_dir.clone());
-    let store: Arc<dyn Store> = match &data_dir {
-        Some(dir) => {
+    // Plugins load before anything is served: a refused plugin stops start-up.
+    let plugins = Plugins::load_all(&file.plugins).await?;
+    let store: Arc<dyn Store> = match (&plugins.storage, &data_dir) {
+        (Some(plugin), _) => {
+            if let Some(dir) = &data_dir {
+                tracing::warn!(data_dir = %dir.display(), plugin = plugin.name(),
+                    "credentials are kept by the storage plugin; the data directory is not used");
+            }
+            Arc::clone(plugin) as Arc<dyn Store>
+        }
+        (None, Some(dir)) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
             restrict_permissions(dir);
             Arc::new(SledStore::open(dir)?)
         }
-        None if args.dev => {
+        (None, None) if args.dev => {
             tracing::warn!(
                 "DEV MODE: no data directory given, so credentials live in a throw-away store \
                  that is deleted at exit"
             );
             Arc::new(SledStore::temporary()?)
         }
-        None => anyhow::bail!(
+        (None, None) => anyhow::bail!(
             "no data directory: pass --data-dir, set TWILIO_BROKER_DATA_DIR or `data_dir` in the \
-             config (or use --dev for a throw-away store)"
+             config, configure a storage plugin (or use --dev for a throw-away store)"
         ),
     };
     let policy = match args.policy.clone().or(file.policy.clone()) {
@@ -153,8 +163,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("metrics on http://{addr}/metrics");
     }
 
-    let audit = audit_trail(&args, &file, &key)?;
-    let vault = Arc::new(Vault::open(store, key).await?);
+    let audit = audit_trail(&args, &file, &key, &plugins)?;
+    let vault = Arc::new(Vault::open(Arc::clone(&store), key).await?);
+    // Replicas sharing a store (a storage plugin) follow each other's writes.
+    let follower = Arc::clone(&vault).follow(store.change_feed().await);
     let state = Arc::new(State::new(vault, policy, audit));
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
@@ -162,7 +174,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("twilio-broker listening on {}", listener.describe());
     }
     tokio::spawn(reload_on_sighup(Arc::clone(&state)));
-    server::run(bound, state, shutdown).await?;
+    let served = server::run(bound, state, shutdown).await;
+    follower.abort();
+    plugins.close().await;
+    served?;
     tracing::info!("twilio-broker stopped");
     Ok(())
 }
@@ -211,8 +226,26 @@ fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<Listener
     Ok(specs)
 }
 
-fn audit_trail(args: &Args, file: &FileConfig, key: &MasterKey) -> anyhow::Result<AuditTrail> {
+fn audit_trail(
+    args: &Args,
+    file: &FileConfig,
+    key: &MasterKey,
+    plugins: &Plugins,
+) -> anyhow::Result<AuditTrail> {
     let mut trail = AuditTrail::disabled();
+    for sink in &plugins.audit {
+        let options = SinkOptions {
+            required: sink.required(),
+            deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
+            queue: file.audit.queue,
+        };
+        trail.add(Arc::new(PluginSink::new(Arc::clone(sink))), options);
+        tracing::info!(
+            plugin = sink.name(),
+            required = options.required,
+            "audit plugin on"
+        );
+    }
     if let Some(path) = args.audit_file.clone().or(file.audit.file.clone()) {
         let sink = FileSink::open(&path, ChainKey::derive(key))?;
         let options = SinkOptions {
@@ -222,8 +255,8 @@ fn audit_trail(args: &Args, file: &FileConfig, key: &MasterKey) -> anyhow::Resul
         };
         trail.add(Arc::new(sink), options);
         tracing::info!(file = %path.display(), required = options.required, "audit trail on");
-    } else {
-        tracing::warn!("no audit file configured: decisions are not recorded (set [audit] file)");
+    } else if !trail.is_enabled() {
+        tracing::warn!("no audit sink configured: decisions are not recorded (set [audit] file)");
     }
     Ok(trail)
 }

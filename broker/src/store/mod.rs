@@ -1,17 +1,28 @@
-//! Persistence: a small key-value [`Store`] trait over opaque bytes, the sled
-//! backend, the AEAD sealing of records, and the [`Vault`] that ties them to
-//! credentials.
+//! Persistence: a small key-value [`Store`] trait over opaque bytes with a
+//! version per key, the sled backend, the AEAD sealing of records, and the
+//! [`Vault`] that ties them to credentials.
 //!
 //! **Invariant:** no byte reaches a [`Store`] unsealed. Only [`vault`] calls
-//! [`seal`], so backends (sled today, plugins later) never see a secret or an
+//! [`seal`], so backends (sled, storage plugins) never see a secret or an
 //! Account SID in clear.
+//!
+//! Every backend passes the same conformance suite, the plugin SDK's
+//! (`twilio_broker_plugin_sdk::conformance::storage`), through
+//! [`BlockingStore`].
 
+mod blocking;
+#[cfg(test)]
+mod memory;
 mod record;
 pub mod seal;
 pub mod sled_store;
 pub mod vault;
 
+use std::time::Duration;
+
+pub use blocking::BlockingStore;
 pub use sled_store::SledStore;
+pub use twilio_broker_plugin_sdk::{Cas, Versioned};
 pub use vault::Vault;
 
 /// Why a store operation failed.
@@ -34,24 +45,49 @@ pub enum StoreError {
     },
 }
 
+/// How a process learns that another process changed the store.
+pub enum ChangeFeed {
+    /// Only this process writes (sled holds an exclusive lock): nothing to follow.
+    Exclusive,
+    /// The backend reports changes; each new value means "re-read".
+    Notified(tokio::sync::watch::Receiver<u64>),
+    /// The backend cannot tell; re-read on this interval.
+    Poll(Duration),
+}
+
 /// A key-value store of sealed records. Keys are UTF-8 paths such as
 /// `credential/prod-key`; values are opaque sealed bytes.
 ///
-/// Implementations must make a write durable before `put`/`delete` return.
+/// Versions are positive, change on every write of a key and never repeat
+/// for it (not even across a delete), so compare-and-swap cannot be fooled
+/// by a key deleted and written again.
+///
+/// Implementations must make a write durable before it returns.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The value at `key`, if any.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores `value` at `key`, durably.
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+    /// The value and version at `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
+    /// Stores `value` at `key`, durably; returns the new version.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError>;
     /// Removes `key`, durably. True when it existed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
     /// Every entry whose key starts with `prefix`, ordered by key.
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
+    /// Writes `value` only if `key` is at version `expected` (0: absent).
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> Result<Cas, StoreError>;
     /// Replaces every entry under `prefix` with `entries` atomically (used by `rekey`).
     async fn replace_all(
         &self,
         prefix: &str,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), StoreError>;
+    /// How to follow changes made by other processes.
+    async fn change_feed(&self) -> ChangeFeed {
+        ChangeFeed::Exclusive
+    }
 }

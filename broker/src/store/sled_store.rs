@@ -1,12 +1,18 @@
 //! The embedded default [`Store`]: one sled tree in the data directory.
 //!
+//! Each value is stored as `version (u64, big-endian) | sealed bytes`.
+//! Versions come from sled's `generate_id`, which is monotonic across
+//! restarts and crashes, so a key never sees a version twice.
+//! Compare-and-swap uses sled's own atomic compare-and-swap on the whole
+//! stored value.
+//!
 //! sled syncs only in the background, so every write is followed by
 //! `flush_async()` before it is acknowledged: an acknowledged write survives
 //! `kill -9`.
 
 use std::path::Path;
 
-use super::{Store, StoreError};
+use super::{Cas, Store, StoreError, Versioned};
 
 /// A [`Store`] backed by sled.
 pub struct SledStore {
@@ -14,7 +20,12 @@ pub struct SledStore {
     tree: sled::Tree,
 }
 
-const TREE: &str = "records";
+/// The tree of versioned records.
+const TREE: &str = "versioned-records";
+/// The tree of the first format (sealed bytes without a version), migrated
+/// into [`TREE`] on open.
+const UNVERSIONED_TREE: &str = "records";
+const VERSION_LEN: usize = 8;
 
 fn backend(err: sled::Error) -> StoreError {
     StoreError::Backend(err.to_string())
@@ -23,6 +34,23 @@ fn backend(err: sled::Error) -> StoreError {
 fn key_string(key: &[u8]) -> Result<String, StoreError> {
     String::from_utf8(key.to_vec())
         .map_err(|_| StoreError::Backend("a record key is not UTF-8".into()))
+}
+
+fn encode(version: u64, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(VERSION_LEN + value.len());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode(stored: &[u8]) -> Result<Versioned, StoreError> {
+    let (version, value) = stored
+        .split_first_chunk::<VERSION_LEN>()
+        .ok_or_else(|| StoreError::Backend("a stored record is shorter than its version".into()))?;
+    Ok(Versioned {
+        value: value.to_vec(),
+        version: u64::from_be_bytes(*version),
+    })
 }
 
 impl SledStore {
@@ -57,7 +85,48 @@ impl SledStore {
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree(TREE).map_err(backend)?;
-        Ok(SledStore { db, tree })
+        let store = SledStore { db, tree };
+        store.migrate_unversioned()?;
+        Ok(store)
+    }
+
+    /// Moves records of the first format into the versioned tree, in one
+    /// transaction, giving each a fresh version.
+    fn migrate_unversioned(&self) -> Result<(), StoreError> {
+        use sled::Transactional as _;
+        let old = self.db.open_tree(UNVERSIONED_TREE).map_err(backend)?;
+        let entries = old.iter().collect::<Result<Vec<_>, _>>().map_err(backend)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut versioned = Vec::with_capacity(entries.len());
+        for (key, value) in &entries {
+            versioned.push((key.clone(), encode(self.next_version()?, value)));
+        }
+        (&old, &self.tree)
+            .transaction(|(old, new)| {
+                for (key, value) in &versioned {
+                    old.remove(key)?;
+                    new.insert(key, value.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|err: sled::transaction::TransactionError<()>| {
+                StoreError::Backend(format!(
+                    "cannot migrate records to the versioned format: {err:?}"
+                ))
+            })?;
+        self.db.flush().map_err(backend)?;
+        tracing::info!(
+            records = entries.len(),
+            "migrated records to the versioned format"
+        );
+        Ok(())
+    }
+
+    fn next_version(&self) -> Result<u64, StoreError> {
+        // generate_id may start at 0; versions are positive.
+        Ok(self.db.generate_id().map_err(backend)? + 1)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -68,13 +137,21 @@ impl SledStore {
 
 #[async_trait::async_trait]
 impl Store for SledStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.tree
+            .get(key)
+            .map_err(backend)?
+            .map(|stored| decode(&stored))
+            .transpose()
     }
 
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.tree.insert(key, value).map_err(backend)?;
-        self.flush().await
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {
+        let version = self.next_version()?;
+        self.tree
+            .insert(key, encode(version, &value))
+            .map_err(backend)?;
+        self.flush().await?;
+        Ok(version)
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
@@ -83,14 +160,43 @@ impl Store for SledStore {
         Ok(existed)
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
         self.tree
             .scan_prefix(prefix)
             .map(|entry| {
                 let (k, v) = entry.map_err(backend)?;
-                Ok((key_string(&k)?, v.to_vec()))
+                Ok((key_string(&k)?, decode(&v)?))
             })
             .collect()
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> Result<Cas, StoreError> {
+        loop {
+            let stored = self.tree.get(key).map_err(backend)?;
+            let current = match &stored {
+                Some(stored) => decode(stored)?.version,
+                None => 0,
+            };
+            if current != expected {
+                return Ok(Cas::Conflict { current });
+            }
+            let version = self.next_version()?;
+            // sled swaps only if the whole stored value (version included)
+            // is still what was read; otherwise someone wrote in between.
+            let swapped = self
+                .tree
+                .compare_and_swap(key, stored, Some(encode(version, &value)))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                self.flush().await?;
+                return Ok(Cas::Swapped { version });
+            }
+        }
     }
 
     async fn replace_all(
@@ -103,9 +209,64 @@ impl Store for SledStore {
             batch.remove(entry.map_err(backend)?);
         }
         for (k, v) in entries {
-            batch.insert(k.as_bytes(), v);
+            batch.insert(k.as_bytes(), encode(self.next_version()?, &v));
         }
         self.tree.apply_batch(batch).map_err(backend)?;
         self.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::BlockingStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_sdk_storage_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
+        let blocking = BlockingStore::new(store, tokio::runtime::Handle::current()).await;
+        let report = tokio::task::spawn_blocking(move || {
+            twilio_broker_plugin_sdk::conformance::storage::run(&blocking)
+        })
+        .await
+        .expect("suite ran");
+        report.assert_passed();
+    }
+
+    #[tokio::test]
+    async fn versions_survive_a_restart_and_old_records_migrate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = {
+            let db = sled::open(dir.path()).expect("raw open");
+            db.open_tree(UNVERSIONED_TREE)
+                .expect("old tree")
+                .insert("credential/old", &b"sealed-old"[..])
+                .expect("insert");
+            db.flush().expect("flush");
+            drop(db);
+            let store = SledStore::open(dir.path()).expect("open migrates");
+            store
+                .put("credential/new", b"n".to_vec())
+                .await
+                .expect("put")
+        };
+        let store = SledStore::open(dir.path()).expect("reopen");
+        let old = store
+            .get("credential/old")
+            .await
+            .expect("get")
+            .expect("migrated");
+        assert_eq!(old.value, b"sealed-old");
+        let after = store
+            .put("credential/new", b"m".to_vec())
+            .await
+            .expect("put");
+        assert!(
+            after > before,
+            "version went from {before} to {after} across a restart"
+        );
     }
 }

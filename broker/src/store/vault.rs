@@ -5,14 +5,21 @@
 //! serialised, sealed, made durable in the store, and only then published in
 //! the index. A replaced or deleted credential is a different (or absent)
 //! `Arc`, which is how caches built on a credential notice the change.
+//!
+//! Several replicas may share one store (a storage plugin such as
+//! PostgreSQL). Writes use compare-and-swap on the record's version, so a
+//! replica never overwrites a change it has not seen, and [`Vault::follow`]
+//! re-reads the store whenever its [`ChangeFeed`] says another replica
+//! changed it: only records whose version changed are opened again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use super::seal::{self, OpenError};
-use super::{Store, StoreError, record};
+use super::{Cas, ChangeFeed, Store, StoreError, Versioned, record};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::master_key::{KeyId, MasterKey};
@@ -20,6 +27,14 @@ use crate::master_key::{KeyId, MasterKey};
 const CREDENTIAL_PREFIX: &str = "credential/";
 const KEY_CHECK: &str = "meta/key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"twilio-broker master key check v1";
+
+/// How many times a put tries before giving up on a record other replicas
+/// keep changing. Each loss means another replica's write landed, so the
+/// system as a whole always progresses; the jittered pause keeps two busy
+/// replicas from losing to each other in lockstep.
+const PUT_ATTEMPTS: u64 = 16;
+/// With change notifications, still re-read this often in case one was lost.
+const SAFETY_REREAD: Duration = Duration::from_secs(30);
 
 fn credential_key(name: &str) -> String {
     format!("{CREDENTIAL_PREFIX}{name}")
@@ -50,10 +65,45 @@ pub enum VaultError {
 
 /// The in-memory view: every readable credential, and the names of records
 /// that could not be opened (refused, never served).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Index {
     credentials: BTreeMap<String, Arc<Credential>>,
     unreadable: BTreeMap<String, String>,
+    /// The store version of every record above, readable or not: a re-read
+    /// opens only records whose version changed, and a put swaps against it.
+    versions: BTreeMap<String, u64>,
+}
+
+impl Index {
+    /// Adds the record `name` at `version`, opened if possible.
+    fn insert_record(&mut self, key: &MasterKey, name: String, stored: &Versioned) {
+        let store_key = credential_key(&name);
+        self.versions.insert(name.clone(), stored.version);
+        match open_credential(key, &store_key, &stored.value) {
+            Ok(credential) if credential.name == name => {
+                self.unreadable.remove(&name);
+                self.credentials.insert(name, Arc::new(credential));
+            }
+            Ok(_) => {
+                tracing::error!(record = %name, "record names another credential; refusing to serve it");
+                self.credentials.remove(&name);
+                self.unreadable
+                    .insert(name, "the record names another credential".into());
+            }
+            Err(reason) => {
+                tracing::error!(record = %name, %reason, "record cannot be opened; refusing to serve it");
+                self.credentials.remove(&name);
+                self.unreadable.insert(name, reason);
+            }
+        }
+    }
+
+    /// Forgets the record `name`.
+    fn remove_record(&mut self, name: &str) {
+        self.credentials.remove(name);
+        self.unreadable.remove(name);
+        self.versions.remove(name);
+    }
 }
 
 /// Credentials sealed at rest, readable in memory.
@@ -70,51 +120,11 @@ impl Vault {
     /// and opens every record. A record that does not open is logged, kept
     /// out of service and reported on lookup; the rest are served.
     pub async fn open(store: Arc<dyn Store>, key: MasterKey) -> Result<Self, VaultError> {
-        match store.get(KEY_CHECK).await? {
-            Some(sealed) => match seal::open(&key, KEY_CHECK, &sealed) {
-                Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => {}
-                Ok(_) => return Err(VaultError::DamagedKeyCheck(OpenError::Tampered)),
-                Err(OpenError::WrongKey { found, expected }) => {
-                    return Err(VaultError::WrongMasterKey { found, expected });
-                }
-                Err(other) => return Err(VaultError::DamagedKeyCheck(other)),
-            },
-            None => {
-                // A record sealed under another key with no key check means
-                // the check was removed: never adopt a new key silently.
-                for (_, sealed) in store.list(CREDENTIAL_PREFIX).await? {
-                    if let Some(found) = seal::key_id_of(&sealed)
-                        && found != key.id()
-                    {
-                        return Err(VaultError::WrongMasterKey {
-                            found,
-                            expected: key.id(),
-                        });
-                    }
-                }
-                store
-                    .put(KEY_CHECK, seal::seal(&key, KEY_CHECK, KEY_CHECK_PLAINTEXT))
-                    .await?;
-            }
-        }
+        check_master_key(store.as_ref(), &key).await?;
         let mut index = Index::default();
-        for (store_key, sealed) in store.list(CREDENTIAL_PREFIX).await? {
+        for (store_key, stored) in store.list(CREDENTIAL_PREFIX).await? {
             let name = store_key[CREDENTIAL_PREFIX.len()..].to_owned();
-            match open_credential(&key, &store_key, &sealed) {
-                Ok(credential) if credential.name == name => {
-                    index.credentials.insert(name, Arc::new(credential));
-                }
-                Ok(_) => {
-                    tracing::error!(record = %name, "record names another credential; refusing to serve it");
-                    index
-                        .unreadable
-                        .insert(name, "the record names another credential".into());
-                }
-                Err(reason) => {
-                    tracing::error!(record = %name, %reason, "record cannot be opened; refusing to serve it");
-                    index.unreadable.insert(name, reason);
-                }
-            }
+            index.insert_record(&key, name, &stored);
         }
         tracing::info!(
             credentials = index.credentials.len(),
@@ -170,22 +180,135 @@ impl Vault {
 
     /// Stores `credential` durably, keeping the original `created_at` when it
     /// replaces one. Returns what is now served.
+    ///
+    /// The write is a compare-and-swap against the version this vault last
+    /// saw; when another replica changed the record meanwhile, the vault
+    /// re-reads it (keeping its `created_at`) and tries again.
     pub async fn put(&self, mut credential: Credential) -> Result<Arc<Credential>, Error> {
         let _writer = self.write_lock.lock().await;
-        if let Some(existing) = self.get(&credential.name) {
-            credential.created_at = existing.created_at;
-        }
         let store_key = credential_key(&credential.name);
-        let sealed = seal::seal(&self.key, &store_key, &record::encode(&credential));
-        self.store.put(&store_key, sealed).await?;
-        let credential = Arc::new(credential);
-        self.publish(|index| {
-            index.unreadable.remove(&credential.name);
-            index
+        let new_created_at = credential.created_at;
+        for attempt in 0..PUT_ATTEMPTS {
+            let index = self.index.load();
+            let expected = index.versions.get(&credential.name).copied().unwrap_or(0);
+            credential.created_at = index
                 .credentials
-                .insert(credential.name.clone(), Arc::clone(&credential));
+                .get(&credential.name)
+                .map_or(new_created_at, |existing| existing.created_at);
+            let sealed = seal::seal(&self.key, &store_key, &record::encode(&credential));
+            match self
+                .store
+                .compare_and_swap(&store_key, expected, sealed)
+                .await?
+            {
+                Cas::Swapped { version } => {
+                    let credential = Arc::new(credential);
+                    self.publish(|index| {
+                        index.unreadable.remove(&credential.name);
+                        index.versions.insert(credential.name.clone(), version);
+                        index
+                            .credentials
+                            .insert(credential.name.clone(), Arc::clone(&credential));
+                    });
+                    return Ok(credential);
+                }
+                Cas::Conflict { .. } => {
+                    tracing::debug!(credential = %credential.name, "record changed by another replica; re-reading it before writing");
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=attempt * 4)))
+                        .await;
+                    self.reread_record(&credential.name).await?;
+                }
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "credential {:?} is being changed by other broker replicas at the same time; retry",
+            credential.name
+        )))
+    }
+
+    /// Re-reads one record from the store into the index.
+    async fn reread_record(&self, name: &str) -> Result<(), StoreError> {
+        let stored = self.store.get(&credential_key(name)).await?;
+        self.publish(|index| match &stored {
+            Some(stored) => index.insert_record(&self.key, name.to_owned(), stored),
+            None => index.remove_record(name),
         });
-        Ok(credential)
+        Ok(())
+    }
+
+    /// Re-reads the store and serves what it holds now, opening only records
+    /// whose version changed. Returns how many records changed.
+    pub async fn reread(&self) -> Result<usize, StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let listed = self.store.list(CREDENTIAL_PREFIX).await?;
+        let current = self.index.load();
+        let mut next = Index::default();
+        let mut changed = 0;
+        for (store_key, stored) in &listed {
+            let name = &store_key[CREDENTIAL_PREFIX.len()..];
+            if current.versions.get(name) == Some(&stored.version) {
+                next.versions.insert(name.to_owned(), stored.version);
+                if let Some(credential) = current.credentials.get(name) {
+                    next.credentials
+                        .insert(name.to_owned(), Arc::clone(credential));
+                }
+                if let Some(reason) = current.unreadable.get(name) {
+                    next.unreadable.insert(name.to_owned(), reason.clone());
+                }
+            } else {
+                changed += 1;
+                next.insert_record(&self.key, name.to_owned(), stored);
+            }
+        }
+        changed += current
+            .versions
+            .keys()
+            .filter(|name| !next.versions.contains_key(*name))
+            .count();
+        if changed > 0 {
+            tracing::info!(
+                changed,
+                "credentials changed in the store; now serving them"
+            );
+            self.index.store(Arc::new(next));
+        }
+        Ok(changed)
+    }
+
+    /// Follows changes other processes make to the store, until the returned
+    /// task is aborted: re-reads on every notification (and every
+    /// [`SAFETY_REREAD`] in case one was lost), or on a timer when the store
+    /// cannot notify. Does nothing for a store only this process writes.
+    pub fn follow(self: Arc<Self>, feed: ChangeFeed) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            match feed {
+                ChangeFeed::Exclusive => {}
+                ChangeFeed::Poll(every) => loop {
+                    tokio::time::sleep(every).await;
+                    self.reread_logged().await;
+                },
+                ChangeFeed::Notified(mut changes) => loop {
+                    match tokio::time::timeout(SAFETY_REREAD, changes.changed()).await {
+                        Ok(Err(_)) => {
+                            tracing::warn!(
+                                "the store stopped reporting changes; re-reading on a timer"
+                            );
+                            loop {
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                self.reread_logged().await;
+                            }
+                        }
+                        Ok(Ok(())) | Err(_) => self.reread_logged().await,
+                    }
+                },
+            }
+        })
+    }
+
+    async fn reread_logged(&self) {
+        if let Err(err) = self.reread().await {
+            tracing::warn!(error = %err, "cannot re-read the store; serving what was last read");
+        }
     }
 
     /// Removes a credential durably. Returns what was removed (`None` for a
@@ -200,19 +323,12 @@ impl Vault {
             });
         }
         self.store.delete(&credential_key(name)).await?;
-        self.publish(|index| {
-            index.credentials.remove(name);
-            index.unreadable.remove(name);
-        });
+        self.publish(|index| index.remove_record(name));
         Ok(existing)
     }
 
     fn publish(&self, change: impl FnOnce(&mut Index)) {
-        let current = self.index.load();
-        let mut next = Index {
-            credentials: current.credentials.clone(),
-            unreadable: current.unreadable.clone(),
-        };
+        let mut next = Index::clone(&self.index.load());
         change(&mut next);
         self.index.store(Arc::new(next));
     }
@@ -240,6 +356,44 @@ impl Vault {
         self.store.replace_all("", entries).await?;
         Ok(count)
     }
+}
+
+/// Checks `key` against the store's key-check record, writing one (with
+/// compare-and-swap, so two replicas starting together agree) if absent.
+async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
+    for _ in 0..2 {
+        let Some(stored) = store.get(KEY_CHECK).await? else {
+            // A record sealed under another key with no key check means
+            // the check was removed: never adopt a new key silently.
+            for (_, stored) in store.list(CREDENTIAL_PREFIX).await? {
+                if let Some(found) = seal::key_id_of(&stored.value)
+                    && found != key.id()
+                {
+                    return Err(VaultError::WrongMasterKey {
+                        found,
+                        expected: key.id(),
+                    });
+                }
+            }
+            let check = seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT);
+            match store.compare_and_swap(KEY_CHECK, 0, check).await? {
+                Cas::Swapped { .. } => return Ok(()),
+                // Another replica wrote it first: check against theirs.
+                Cas::Conflict { .. } => continue,
+            }
+        };
+        return match seal::open(key, KEY_CHECK, &stored.value) {
+            Ok(plain) if plain.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+            Ok(_) => Err(VaultError::DamagedKeyCheck(OpenError::Tampered)),
+            Err(OpenError::WrongKey { found, expected }) => {
+                Err(VaultError::WrongMasterKey { found, expected })
+            }
+            Err(other) => Err(VaultError::DamagedKeyCheck(other)),
+        };
+    }
+    Err(VaultError::Store(StoreError::Backend(
+        "the master key check record appeared and vanished while starting; retry".into(),
+    )))
 }
 
 fn open_credential(key: &MasterKey, store_key: &str, sealed: &[u8]) -> Result<Credential, String> {
@@ -326,12 +480,94 @@ mod tests {
             .await
             .expect("get")
             .expect("present");
-        store.put("credential/evil", sealed).await.expect("copy");
+        store
+            .put("credential/evil", sealed.value)
+            .await
+            .expect("copy");
         let vault = Vault::open(store, key).await.expect("vault");
         assert!(vault.get("a").is_some());
         assert!(matches!(
             vault.lookup("evil"),
             Err(Error::FailedPrecondition(_))
         ));
+    }
+
+    fn shared() -> Arc<dyn Store> {
+        Arc::new(crate::store::memory::MemoryStore::default())
+    }
+
+    #[tokio::test]
+    async fn replicas_serve_each_others_writes_after_a_reread() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let a = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("a");
+        let b = Vault::open(Arc::clone(&store), key).await.expect("b");
+        a.put(oauth("x")).await.expect("put");
+        assert!(b.get("x").is_none());
+        assert_eq!(b.reread().await.expect("reread"), 1);
+        assert!(b.get("x").is_some());
+        assert_eq!(b.reread().await.expect("idle reread"), 0, "nothing changed");
+        store
+            .put("credential/junk", b"not sealed".to_vec())
+            .await
+            .expect("junk");
+        a.delete("x").await.expect("delete");
+        assert_eq!(b.reread().await.expect("reread"), 2);
+        assert!(b.get("x").is_none());
+        assert!(matches!(
+            b.lookup("junk"),
+            Err(Error::FailedPrecondition(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_put_that_loses_a_race_rereads_and_keeps_created_at() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let a = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("a");
+        let b = Vault::open(Arc::clone(&store), key).await.expect("b");
+        let first = a.put(oauth("x")).await.expect("first put");
+        b.reread().await.expect("reread");
+        a.put(oauth("x"))
+            .await
+            .expect("a replaces it; b has not seen that");
+        let mut late = oauth("x");
+        late.created_at = SystemTime::UNIX_EPOCH;
+        late.labels = BTreeMap::from([("writer".into(), "b".into())]);
+        let stored = b.put(late).await.expect("b retries after the conflict");
+        // Records keep milliseconds.
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .ok()
+        };
+        assert_eq!(ms(stored.created_at), ms(first.created_at));
+        a.reread().await.expect("reread");
+        assert_eq!(
+            a.get("x")
+                .expect("present")
+                .labels
+                .get("writer")
+                .map(String::as_str),
+            Some("b"),
+            "a serves b's write"
+        );
+    }
+
+    #[tokio::test]
+    async fn replicas_starting_together_agree_on_the_master_key() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let (a, b) = tokio::join!(
+            Vault::open(Arc::clone(&store), key.clone()),
+            Vault::open(Arc::clone(&store), key)
+        );
+        assert!(a.is_ok() && b.is_ok());
+        match Vault::open(store, MasterKey::generate()).await {
+            Err(VaultError::WrongMasterKey { .. }) => {}
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("another key was accepted"),
+        }
     }
 }

@@ -1,0 +1,147 @@
+//! The C header must say exactly what the Rust ABI says: it is regenerated
+//! with cbindgen and compared with the committed file, and a C compiler
+//! checks the struct layouts against Rust's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use twilio_broker_plugin_sdk::abi;
+
+fn sdk_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn generated() -> Vec<u8> {
+    let dir = sdk_dir();
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(dir.join("src/abi/mod.rs"))
+        .generate()
+        .expect("cbindgen parses the ABI module");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    out
+}
+
+#[test]
+fn header_matches_the_rust_abi() {
+    let path = sdk_dir().join("include/twilio_broker_plugin.h");
+    let fresh = generated();
+    if std::env::var_os("TWILIO_BROKER_UPDATE_HEADER").is_some() {
+        std::fs::write(&path, &fresh).expect("write header");
+        return;
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "{} is stale: the Rust ABI changed. Regenerate it with\n  \
+         TWILIO_BROKER_UPDATE_HEADER=1 cargo test -p twilio-broker-plugin-sdk --test header\n\
+         and, if the change is incompatible, bump TB_ABI_VERSION.",
+        path.display()
+    );
+}
+
+/// A C compiler, or a loud skip (a failure under CI).
+fn cc() -> Option<&'static str> {
+    let found = Command::new("cc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("cc");
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(!ci, "no C compiler (cc) on PATH; CI must have one");
+    eprintln!("\n!!!!!!!! SKIPPED: no C compiler (cc) on PATH !!!!!!!!\n");
+    None
+}
+
+fn compile_c(source: &str, dir: &Path) {
+    let Some(cc) = cc() else { return };
+    let file = dir.join("check.c");
+    std::fs::write(&file, source).expect("write C file");
+    let out = Command::new(cc)
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-I",
+        ])
+        .arg(sdk_dir().join("include"))
+        .arg(&file)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "C compile failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn c_sees_the_same_layout_as_rust() {
+    use std::mem::{offset_of, size_of};
+    let checks = [
+        ("sizeof(TbSlice)", size_of::<abi::TbSlice>()),
+        ("sizeof(TbBuf)", size_of::<abi::TbBuf>()),
+        ("sizeof(TbAuditV1)", size_of::<abi::TbAuditV1>()),
+        ("sizeof(TbStorageV1)", size_of::<abi::TbStorageV1>()),
+        ("sizeof(TbPluginV1)", size_of::<abi::TbPluginV1>()),
+        (
+            "offsetof(TbPluginV1, name)",
+            offset_of!(abi::TbPluginV1, name),
+        ),
+        (
+            "offsetof(TbPluginV1, init)",
+            offset_of!(abi::TbPluginV1, init),
+        ),
+        (
+            "offsetof(TbPluginV1, free_buf)",
+            offset_of!(abi::TbPluginV1, free_buf),
+        ),
+        (
+            "offsetof(TbPluginV1, audit)",
+            offset_of!(abi::TbPluginV1, audit),
+        ),
+        (
+            "offsetof(TbPluginV1, storage)",
+            offset_of!(abi::TbPluginV1, storage),
+        ),
+        (
+            "offsetof(TbStorageV1, wait_for_change)",
+            offset_of!(abi::TbStorageV1, wait_for_change),
+        ),
+        (
+            "offsetof(TbStorageV1, close)",
+            offset_of!(abi::TbStorageV1, close),
+        ),
+        (
+            "offsetof(TbAuditV1, close)",
+            offset_of!(abi::TbAuditV1, close),
+        ),
+        ("TB_ABI_VERSION", abi::TB_ABI_VERSION as usize),
+        ("TB_KIND_STORAGE", abi::TB_KIND_STORAGE as usize),
+        ("TB_STATUS_PANICKED", abi::TB_STATUS_PANICKED as usize),
+    ];
+    let mut source = String::from("#include <stddef.h>\n#include \"twilio_broker_plugin.h\"\n");
+    for (expr, value) in checks {
+        source.push_str(&format!("_Static_assert({expr} == {value}, \"{expr}\");\n"));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    compile_c(&source, dir.path());
+}
+
+#[test]
+fn the_c_test_plugins_compile_against_the_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(sdk_dir().join("tests/c")).expect("tests/c") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "c") {
+            let source = std::fs::read_to_string(&path).expect("read C source");
+            compile_c(&source, dir.path());
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! A few connections, each behind its own lock, reconnected on demand.
+//! Calls take the next connection in turn; a call that finds its
+//! connection broken reconnects and tries once more.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use postgres::{Client, NoTls};
+use twilio_broker_plugin_sdk::PluginError;
+
+/// The connection pool.
+pub struct Pool {
+    connect: postgres::Config,
+    slots: Vec<Mutex<Option<Client>>>,
+    next: AtomicUsize,
+}
+
+/// A PostgreSQL error as a plugin error: server errors are failures (with
+/// the server's message), anything else means the database is unreachable.
+pub fn plugin_error(err: &postgres::Error) -> PluginError {
+    match err.as_db_error() {
+        Some(db) => PluginError::failed(format!(
+            "PostgreSQL: {} ({})",
+            db.message(),
+            db.code().code()
+        )),
+        None => PluginError::unavailable(format!("PostgreSQL unreachable: {err}")),
+    }
+}
+
+impl Pool {
+    /// A pool of `size` lazily opened connections.
+    pub fn new(connect: postgres::Config, size: usize) -> Self {
+        Pool {
+            connect,
+            slots: (0..size).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Opens a connection outside the pool.
+    pub fn connect(&self) -> Result<Client, PluginError> {
+        self.connect.connect(NoTls).map_err(|e| plugin_error(&e))
+    }
+
+    /// Runs `query` on a pooled connection, retrying once on a fresh
+    /// connection if the first one turns out to be broken.
+    pub fn run<T>(
+        &self,
+        mut query: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, PluginError> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[index]
+            .lock()
+            .map_err(|_| PluginError::failed("a connection lock is poisoned"))?;
+        for attempt in 0..2 {
+            if slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = Some(self.connect()?);
+            }
+            let Some(client) = slot.as_mut() else {
+                continue;
+            };
+            match query(client) {
+                Ok(value) => return Ok(value),
+                Err(err) if client.is_closed() && attempt == 0 => {
+                    *slot = None;
+                    let _ = err;
+                }
+                Err(err) => {
+                    if client.is_closed() {
+                        *slot = None;
+                    }
+                    return Err(plugin_error(&err));
+                }
+            }
+        }
+        Err(PluginError::unavailable(
+            "PostgreSQL connection lost twice in a row",
+        ))
+    }
+}

@@ -1,0 +1,212 @@
+//! Scale-out on PostgreSQL: two real broker processes share one database
+//! (a schema made for the test). A credential put through one is served by
+//! the other, deletes follow, concurrent writers never lose a write, both
+//! restart without loss, and the table never holds a secret in clear.
+
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+use twilio_broker_api::v1 as pb;
+
+use super::libs::cargo_plugin;
+use super::services::PgSchema;
+use crate::harness::{Broker, Fixtures, Options, contains, random_master_key};
+
+/// How long a replica may take to serve another's write in this test
+/// (LISTEN/NOTIFY usually takes milliseconds).
+const PROPAGATION_LIMIT: Duration = Duration::from_secs(5);
+
+fn replica_options(dir: &std::path::Path, schema: &PgSchema, key: &str) -> Options {
+    let path = dir.join("broker.toml");
+    let config = format!(
+        "[[plugins]]\nkind = \"storage\"\npath = {:?}\nconfig = {}\n",
+        cargo_plugin("twilio_broker_storage_postgres")
+            .display()
+            .to_string(),
+        schema.plugin_config()
+    );
+    std::fs::write(&path, config).unwrap();
+    Options {
+        master_key: Some(key.to_owned()),
+        args: vec!["--config".into(), path.display().to_string()],
+        ..Options::default()
+    }
+}
+
+async fn get(broker: &Broker, name: &str) -> Result<pb::CredentialMetadata, tonic::Status> {
+    broker
+        .admin()
+        .await
+        .get_credential(pb::GetCredentialRequest { name: name.into() })
+        .await
+        .map(|r| r.into_inner().credential.unwrap())
+}
+
+/// Polls `broker` until `done` holds for `name`; returns how long it took.
+async fn wait_until(
+    broker: &Broker,
+    name: &str,
+    done: impl Fn(&Result<pb::CredentialMetadata, tonic::Status>) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if done(&get(broker, name).await) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < PROPAGATION_LIMIT,
+            "{name}: not seen within {PROPAGATION_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn names(broker: &Broker) -> Vec<String> {
+    let listed = broker
+        .admin()
+        .await
+        .list_credentials(pb::ListCredentialsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    listed.credentials.into_iter().map(|c| c.name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_on_one_postgres_serve_each_others_credentials() {
+    let Some(schema) = PgSchema::new().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = random_master_key();
+    let options = replica_options(dir.path(), &schema, &key);
+    let mut a = Broker::start(options.clone());
+    let mut b = Broker::start(options.clone());
+    let f = Fixtures::new();
+
+    a.admin()
+        .await
+        .put_credential(f.oauth_client("shared"))
+        .await
+        .unwrap();
+    let seen = wait_until(&b, "shared", Result::is_ok).await;
+    eprintln!("a put through replica A was seen on replica B after {seen:?}");
+    let mut times = Vec::new();
+    for round in 0..10 {
+        let name = format!("timed-{round}");
+        let mut admin_a = a.admin().await;
+        let mut admin_b = b.admin().await;
+        admin_a.put_credential(f.test(&name)).await.unwrap();
+        let started = Instant::now();
+        while admin_b
+            .get_credential(pb::GetCredentialRequest { name: name.clone() })
+            .await
+            .is_err()
+        {
+            assert!(started.elapsed() < PROPAGATION_LIMIT, "{name} not seen");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(started.elapsed());
+        admin_a
+            .delete_credential(pb::DeleteCredentialRequest { name })
+            .await
+            .unwrap();
+    }
+    times.sort();
+    eprintln!(
+        "replica B served A's writes after (of 10, polling every 1 ms): median {:?}, max {:?}",
+        times[5], times[9]
+    );
+
+    b.admin()
+        .await
+        .delete_credential(pb::DeleteCredentialRequest {
+            name: "shared".into(),
+        })
+        .await
+        .unwrap();
+    let gone = wait_until(
+        &a,
+        "shared",
+        |r| matches!(r, Err(status) if status.code() == Code::NotFound),
+    )
+    .await;
+    eprintln!("a delete through replica B reached replica A after {gone:?}");
+
+    // Writers on both replicas at once: compare-and-swap makes each put
+    // land whole, and both replicas end up serving the same last write.
+    let mut writes = Vec::new();
+    for round in 0..8 {
+        for (replica, broker) in [("a", &a), ("b", &b)] {
+            let mut request = f.api_key("contended", pb::KeyType::Standard);
+            request
+                .labels
+                .insert("writer".into(), format!("{replica}-{round}"));
+            let mut admin = broker.admin().await;
+            writes.push(tokio::spawn(
+                async move { admin.put_credential(request).await },
+            ));
+        }
+    }
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        let (on_a, on_b) = (
+            get(&a, "contended").await.unwrap(),
+            get(&b, "contended").await.unwrap(),
+        );
+        if on_a.labels == on_b.labels {
+            break;
+        }
+        assert!(
+            started.elapsed() < PROPAGATION_LIMIT,
+            "replicas disagree: {on_a:?} / {on_b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    for name in ["one", "two", "three"] {
+        a.admin()
+            .await
+            .put_credential(f.auth_token(name))
+            .await
+            .unwrap();
+    }
+    wait_until(&b, "three", Result::is_ok).await;
+
+    // The table holds only sealed bytes.
+    let values = schema.values().await;
+    assert!(values.len() >= 5, "{} records", values.len());
+    for (key, value) in &values {
+        for secret in f.secrets().into_iter().chain([f.account_sid.as_str()]) {
+            assert!(
+                !contains(value, secret),
+                "{key} holds a secret or SID in clear"
+            );
+        }
+    }
+
+    // Both restart (one killed hard) without losing anything.
+    a.kill9();
+    b.terminate();
+    let a = Broker::start(options.clone());
+    let b = Broker::start(options);
+    let expected = ["contended", "one", "three", "two"];
+    assert_eq!(names(&a).await, expected);
+    assert_eq!(names(&b).await, expected);
+
+    // A replica started with another master key is refused.
+    let mut wrong = replica_options(dir.path(), &schema, &random_master_key());
+    wrong.master_key = Some(random_master_key());
+    let Err(failure) = Broker::try_start(wrong) else {
+        panic!("a replica with another master key started");
+    };
+    assert!(
+        failure.log.contains("master key does not match"),
+        "{}",
+        failure.log
+    );
+    drop((a, b));
+}
