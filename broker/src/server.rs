@@ -10,6 +10,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use twilio_broker_api::v1::admin_server::AdminServer;
 use twilio_broker_api::v1::broker_server::BrokerServer;
 
+use crate::bearer::Bearers;
 use crate::grpc::{AdminApi, BrokerApi};
 use crate::store::Vault;
 
@@ -17,12 +18,14 @@ use crate::store::Vault;
 pub struct State {
     /// The credentials.
     pub vault: Arc<Vault>,
+    /// The OAuth bearer token cache over `vault` (GetBearer).
+    pub bearer: Bearers,
 }
 
 impl State {
-    /// State over an open vault.
-    pub fn new(vault: Arc<Vault>) -> Self {
-        State { vault }
+    /// State over an open vault and the bearer cache built on it.
+    pub fn new(vault: Arc<Vault>, bearer: Bearers) -> Self {
+        State { vault, bearer }
     }
 }
 

@@ -117,8 +117,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::warn!("DEV MODE: plaintext loopback listener; not for production");
     }
 
+    let oauth = file
+        .oauth
+        .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
+    tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
+
     let vault = Arc::new(Vault::open(store, key).await?);
-    let state = Arc::new(State::new(vault));
+    let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
+    let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
+    let state = Arc::new(State::new(vault, bearer));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
