@@ -6,6 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod admin;
+mod bearer;
 mod durability;
 mod harness;
 #[allow(dead_code)]

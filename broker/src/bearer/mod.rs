@@ -13,6 +13,8 @@ pub mod upstream;
 
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod http_tests;
 
 use std::sync::Arc;
 

@@ -204,6 +204,11 @@ impl Standin {
         self.shared.token_requests.load(Ordering::SeqCst)
     }
 
+    /// Tokens issued so far.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.tokens_issued.load(Ordering::SeqCst)
+    }
+
     /// Answers every token request with `status` (e.g. 503) until `None`.
     pub fn set_failure(&self, status: Option<u16>) {
         self.shared
