@@ -403,11 +403,12 @@ async fn deleting_or_replacing_a_credential_drops_its_token() {
 async fn min_ttl_forces_a_fresh_token_and_refuses_the_impossible() {
     let mut s = setup(10).await;
     let a = s.token().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Tokens live 10-11 s (exp is counted from the next whole second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         s.bearer(NAME, 5).await.access_token,
         a,
-        "8+ s left suffices"
+        "7.5+ s left suffices"
     );
     let b = s.bearer(NAME, 9).await.access_token;
     assert_ne!(a, b, "under 9 s left: a fresh token");

@@ -172,7 +172,7 @@ fn unavailable() -> Failure {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_herd_of_cold_calls_makes_one_request() {
+async fn a_herd_of_cold_or_expired_calls_makes_one_request() {
     let w = Arc::new(world().await);
     let tasks: Vec<_> = (0..500)
         .map(|_| {
@@ -187,6 +187,19 @@ async fn a_herd_of_cold_calls_makes_one_request() {
     assert_eq!(w.fake.calls(), 1);
     tokens.dedup();
     assert_eq!(tokens.len(), 1);
+
+    // The same at expiry: 1,000 callers, one more request.
+    advance(TTL as f64 + 1.0).await;
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let w = Arc::clone(&w);
+            tokio::spawn(async move { w.token(0).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_ne!(task.await.unwrap(), tokens[0]);
+    }
+    assert_eq!(w.fake.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
