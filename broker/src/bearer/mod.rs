@@ -9,6 +9,7 @@ pub mod clock;
 mod errors;
 pub mod expiry;
 mod settings;
+mod token;
 pub mod upstream;
 
 #[cfg(test)]
@@ -18,9 +19,10 @@ mod http_tests;
 
 use std::sync::Arc;
 
-pub use cache::{Bearer, Bearers, Token};
+pub use cache::Bearers;
 pub use clock::{Clock, SystemClock};
 pub use settings::{DEFAULT_TOKEN_URL, OAuthConfig, Settings};
+pub use token::{Bearer, Token};
 pub use upstream::{Failure, HttpUpstream, TokenReply, Upstream};
 
 use crate::store::Vault;
