@@ -249,10 +249,19 @@ fn main() {
         let policy =
             twilio_broker::policy::PolicyEngine::load(twilio_broker::policy::Source::DevAllowAll)
                 .unwrap();
+        let vault = Arc::new(vault);
+        let bearer = twilio_broker::bearer::Bearers::connect(
+            Arc::clone(&vault),
+            twilio_broker::bearer::OAuthConfig::default()
+                .resolve(None)
+                .unwrap(),
+        )
+        .unwrap();
         let state = Arc::new(State::new(
-            Arc::new(vault),
+            vault,
             policy,
             twilio_broker::audit::AuditTrail::disabled(),
+            bearer,
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let broker_addr = listener.local_addr().unwrap();

@@ -9,6 +9,7 @@ use twilio_broker_api::v1::admin_server::AdminServer;
 use twilio_broker_api::v1::broker_server::BrokerServer;
 
 use crate::audit::AuditTrail;
+use crate::bearer::Bearers;
 use crate::grpc::{AdminApi, BrokerApi};
 use crate::policy::PolicyEngine;
 use crate::store::Vault;
@@ -24,16 +25,24 @@ pub struct State {
     pub audit: AuditTrail,
     /// Signs Access Tokens; its `jti` counter is the only shared state (atomic).
     pub minter: crate::mint::Minter,
+    /// The OAuth bearer token cache over `vault` (GetBearer).
+    pub bearer: Bearers,
 }
 
 impl State {
-    /// State over an open vault, a policy and an audit trail.
-    pub fn new(vault: Arc<Vault>, policy: PolicyEngine, audit: AuditTrail) -> Self {
+    /// State over an open vault, a policy, an audit trail and the bearer cache.
+    pub fn new(
+        vault: Arc<Vault>,
+        policy: PolicyEngine,
+        audit: AuditTrail,
+        bearer: Bearers,
+    ) -> Self {
         State {
             vault,
             policy,
             audit,
             minter: crate::mint::Minter::new(),
+            bearer,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod audit;
+mod bearer;
 mod callers;
 mod client;
 mod contract;

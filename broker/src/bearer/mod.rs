@@ -1,10 +1,44 @@
-//! OAuth2 client_credentials bearer tokens: the upstream client, the cache
-//! and its single-flight refresh (issue 3).
+//! OAuth2 client_credentials bearer tokens (GetBearer): the upstream client
+//! for Twilio's token endpoint, the per-credential cache with single-flight
+//! refresh ahead of expiry, and the `[oauth]` settings.
+//!
+//! Knows nothing of tonic: `grpc/bearer.rs` converts at the edge.
 
-/// Settings of the OAuth token endpoint client (`[oauth]` in the config).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthConfig {
-    /// Twilio's token endpoint; `TWILIO_BROKER_OAUTH_TOKEN_URL` overrides it.
-    pub token_url: Option<String>,
+mod cache;
+pub mod clock;
+mod errors;
+pub mod expiry;
+mod settings;
+mod token;
+pub mod upstream;
+
+#[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
+mod http_tests;
+
+use std::sync::Arc;
+
+pub use cache::Bearers;
+pub use clock::{Clock, SystemClock};
+pub use settings::{DEFAULT_TOKEN_URL, OAuthConfig, Settings};
+pub use token::{Bearer, Token};
+pub use upstream::{Failure, HttpUpstream, TokenReply, Upstream};
+
+use crate::store::Vault;
+
+/// How often entries of deleted or replaced credentials are dropped.
+pub const SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Bearers {
+    /// The production cache: Twilio's endpoint over HTTPS, the system clock.
+    pub fn connect(vault: Arc<Vault>, settings: Settings) -> anyhow::Result<Self> {
+        let upstream = HttpUpstream::new(&settings)?;
+        Ok(Bearers::new(
+            vault,
+            Arc::new(upstream),
+            Arc::new(SystemClock),
+            settings,
+        ))
+    }
 }

@@ -163,11 +163,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("metrics on http://{addr}/metrics");
     }
 
+    let oauth = file
+        .oauth
+        .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
+    tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
     let audit = audit_trail(&args, &file, &key, &plugins)?;
     let vault = Arc::new(Vault::open(Arc::clone(&store), key).await?);
     // Replicas sharing a store (a storage plugin) follow each other's writes.
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
-    let state = Arc::new(State::new(vault, policy, audit));
+    let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
+    let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
+    let state = Arc::new(State::new(vault, policy, audit, bearer));
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
     for listener in &bound {

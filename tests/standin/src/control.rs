@@ -1,0 +1,96 @@
+//! The control API, for tests in other languages that run the binary:
+//!
+//! | call | body | effect |
+//! |---|---|---|
+//! | `POST /_standin/clients` | `{client_id, client_secret, account_sid}` | accept (or replace) a client |
+//! | `DELETE /_standin/clients/{client_id}` | | stop accepting it (401 / 20003) |
+//! | `PUT /_standin/knobs` | `{fail_status?, delay_ms?, token_ttl_seconds?}` | change behaviour; `fail_status: 0` heals |
+//! | `GET /_standin/stats` | | `{token_requests, tokens_issued, rejected}` |
+//! | `GET /_standin/last-request` | | what the last token request looked like (never its secret) |
+//! | `POST /_standin/verify` | `{token}` | the token's claims, or 401 |
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+
+use crate::{Client, Shared, jwt};
+
+/// Partial update of the fault knobs.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knobs {
+    /// Status to answer every token request with; 0 heals.
+    pub fail_status: Option<u16>,
+    /// Delay before answering each token request, in milliseconds.
+    pub delay_ms: Option<u64>,
+    /// Lifetime of tokens issued from now on.
+    pub token_ttl_seconds: Option<u64>,
+}
+
+/// The token to check.
+#[derive(Debug, serde::Deserialize)]
+pub struct VerifyRequest {
+    /// A token this stand-in issued.
+    pub token: String,
+}
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_standin/clients", post(add_client))
+        .route("/_standin/clients/{client_id}", delete(remove_client))
+        .route("/_standin/knobs", put(set_knobs))
+        .route("/_standin/stats", get(stats))
+        .route("/_standin/last-request", get(last_request))
+        .route("/_standin/verify", post(verify))
+}
+
+async fn add_client(State(shared): State<Arc<Shared>>, Json(client): Json<Client>) -> StatusCode {
+    shared.add_client(client);
+    StatusCode::NO_CONTENT
+}
+
+async fn remove_client(
+    State(shared): State<Arc<Shared>>,
+    Path(client_id): Path<String>,
+) -> StatusCode {
+    shared.remove_client(&client_id);
+    StatusCode::NO_CONTENT
+}
+
+async fn set_knobs(State(shared): State<Arc<Shared>>, Json(knobs): Json<Knobs>) -> StatusCode {
+    if let Some(fail) = knobs.fail_status {
+        shared.fail_status.store(fail, Ordering::SeqCst);
+    }
+    if let Some(delay) = knobs.delay_ms {
+        shared.delay_ms.store(delay, Ordering::SeqCst);
+    }
+    if let Some(ttl) = knobs.token_ttl_seconds {
+        shared.token_ttl_seconds.store(ttl, Ordering::SeqCst);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.stats()).into_response()
+}
+
+async fn last_request(State(shared): State<Arc<Shared>>) -> Response {
+    let last = shared.last_request.lock().ok().and_then(|l| l.clone());
+    Json(last).into_response()
+}
+
+async fn verify(State(shared): State<Arc<Shared>>, Json(request): Json<VerifyRequest>) -> Response {
+    match jwt::verify(&shared.key, &request.token) {
+        Ok(claims) => Json(claims).into_response(),
+        Err(err) => (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({ "error": format!("{err:?}") })),
+        )
+            .into_response(),
+    }
+}
