@@ -454,3 +454,63 @@ async fn the_cli_prints_the_token_or_the_whole_response() {
     assert_eq!(s.standin.token_requests(), 1);
     s.assert_clean_logs();
 }
+
+/// The metrics page counts cache hits and misses and upstream requests by
+/// outcome, and shows no token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_hits_misses_and_upstream_requests() {
+    let f = Fixtures::new();
+    let standin = twilio_standin::start(Config {
+        token_ttl_seconds: 3600,
+        clients: vec![client(&f, &f.client_secret)],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = Broker::start(Options {
+        args: vec!["--metrics-listen".into(), format!("127.0.0.1:{port}")],
+        env: vec![("TWILIO_BROKER_OAUTH_TOKEN_URL".into(), standin.token_url())],
+        ..Options::default()
+    });
+    broker
+        .admin()
+        .await
+        .put_credential(f.oauth_client(NAME))
+        .await
+        .unwrap();
+    let mut client = BrokerClient::new(broker.channel().await);
+    let mut token = String::new();
+    for _ in 0..3 {
+        token = client
+            .get_bearer(request(NAME, 0))
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token;
+    }
+    let page = {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        stream.read_to_string(&mut page).unwrap();
+        page
+    };
+    for needle in [
+        "twilio_broker_bearer_cache_hits_total 2",
+        "twilio_broker_bearer_cache_misses_total 1",
+        "twilio_broker_upstream_requests_total{outcome=\"ok\"} 1",
+        "twilio_broker_upstream_seconds",
+        "twilio_broker_requests_total{rpc=\"GetBearer\",code=\"OK\"} 3",
+    ] {
+        assert!(page.contains(needle), "{needle} missing from:\n{page}");
+    }
+    assert!(!page.contains(&token) && !page.contains(&f.client_secret));
+}

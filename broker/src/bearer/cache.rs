@@ -135,6 +135,7 @@ impl Bearers {
         let entry = inner.entry(name, &credential);
         let now = inner.clock.now();
         if let Some(token) = entry.servable(now, min_ttl) {
+            metrics::counter!("twilio_broker_bearer_cache_hits_total").increment(1);
             if now >= token.refresh_at {
                 inner.refresh_ahead(&entry, now);
             }
@@ -143,6 +144,7 @@ impl Bearers {
                 credential: Arc::clone(&entry.credential),
             });
         }
+        metrics::counter!("twilio_broker_bearer_cache_misses_total").increment(1);
         inner.miss(entry, now, min_ttl).await
     }
 
@@ -304,6 +306,7 @@ impl Inner {
             } => {
                 tracing::debug!(credential = %credential.name, %client_id, "requesting a bearer token");
                 let timeout = self.settings.timeout + Duration::from_millis(100);
+                let started = std::time::Instant::now();
                 let reply =
                     tokio::time::timeout(timeout, self.upstream.fetch(client_id, client_secret))
                         .await
@@ -313,6 +316,15 @@ impl Inner {
                                 self.settings.timeout.as_secs_f64()
                             )))
                         });
+                let outcome = match &reply {
+                    Ok(_) => "ok",
+                    Err(Failure::Unavailable(_)) => "unavailable",
+                    Err(_) => "rejected",
+                };
+                metrics::histogram!("twilio_broker_upstream_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("twilio_broker_upstream_requests_total", "outcome" => outcome)
+                    .increment(1);
                 reply.and_then(|r| Token::from_reply(r, self.clock.now(), rand::random()))
             }
             _ => Err(Failure::Unavailable(
