@@ -44,12 +44,9 @@ pub(crate) async fn create_message(
     body: Bytes,
 ) -> Response {
     shared.rest_requests.fetch_add(1, Ordering::SeqCst);
-    let claims = match authorize(&shared, &headers, &account_sid) {
-        Ok(claims) => claims,
-        Err(response) => {
-            shared.rest_rejected.fetch_add(1, Ordering::SeqCst);
-            return response;
-        }
+    let Some(claims) = authorize(&shared, &headers, &account_sid) else {
+        shared.rest_rejected.fetch_add(1, Ordering::SeqCst);
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     };
     let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| {
@@ -81,26 +78,12 @@ pub(crate) async fn create_message(
 }
 
 /// Checks `Authorization: Bearer <token>`: issued here, unexpired, for
-/// `account_sid`. Anything else is Twilio's 401 / 20003 "Authenticate".
-fn authorize(
-    shared: &Shared,
-    headers: &HeaderMap,
-    account_sid: &str,
-) -> Result<jwt::Claims, Response> {
-    let unauthenticated = || twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(unauthenticated)?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(unauthenticated)?;
-    let claims = jwt::verify(&shared.key, token).map_err(|_| unauthenticated())?;
-    if claims.sub != account_sid {
-        return Err(unauthenticated());
-    }
-    Ok(claims)
+/// `account_sid`. None means Twilio's 401 / 20003 "Authenticate".
+fn authorize(shared: &Shared, headers: &HeaderMap, account_sid: &str) -> Option<jwt::Claims> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").filter(|t| !t.is_empty())?;
+    let claims = jwt::verify(&shared.key, token).ok()?;
+    (claims.sub == account_sid).then_some(claims)
 }
 
 fn bad_request(shared: &Shared, code: u32, message: &str) -> Response {

@@ -43,6 +43,9 @@ fn token(addr: &str, client_id: &str, secret: &str) -> String {
     reply["access_token"].as_str().unwrap().to_owned()
 }
 
+/// (case, path, Authorization, form, status, Twilio error code)
+type Case<'a> = (&'a str, &'a str, Option<String>, &'a str, u16, Option<u64>);
+
 #[test]
 fn messages_need_a_valid_bearer_for_the_account() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -82,8 +85,7 @@ fn messages_need_a_valid_bearer_for_the_account() {
     let path = "/2010-04-01/Accounts/AC1/Messages.json";
     let form = "To=%2B15005550006&From=%2B15005550001&Body=hello+broker";
     let bearer = |t: &str| format!("Bearer {t}");
-    // (case, path, Authorization, form, status, Twilio error code)
-    let cases: Vec<(&str, &str, Option<String>, &str, u16, Option<u64>)> = vec![
+    let cases: Vec<Case> = vec![
         ("valid bearer", path, Some(bearer(&good)), form, 201, None),
         ("no header", path, None, form, 401, Some(20003)),
         (
