@@ -30,11 +30,30 @@ class BrokerError extends Error {
   }
 }
 
-/** Calls a twilio-broker; caches bearer tokens per credential. */
+/**
+ * grpc-js's target for `address`, and the credentials to use: accepts what the
+ * Rust client accepts, `host:port`, `http://host:port`, `https://host:port`
+ * (TLS with the system roots unless `credentials` is given) and `unix:/path`.
+ */
+function resolveTarget(address, credentials) {
+  if (address.startsWith('http://')) {
+    return [address.slice('http://'.length).replace(/\/+$/, ''), credentials || grpc.credentials.createInsecure()];
+  }
+  if (address.startsWith('https://')) {
+    return [address.slice('https://'.length).replace(/\/+$/, ''), credentials || grpc.credentials.createSsl()];
+  }
+  return [address, credentials || grpc.credentials.createInsecure()];
+}
+
+/**
+ * Calls a twilio-broker; caches bearer tokens per credential. For mTLS pass
+ * `credentials: grpc.credentials.createSsl(rootCa, key, certChain)`.
+ */
 class BrokerClient {
-  constructor(address, { credentials = grpc.credentials.createInsecure(), safetyMarginMs = 60000, timeoutMs = 10000 } = {}) {
-    this.broker = new v1.Broker(address, credentials);
-    this.admin = new v1.Admin(address, credentials);
+  constructor(address, { credentials, safetyMarginMs = 60000, timeoutMs = 10000 } = {}) {
+    const [target, creds] = resolveTarget(address, credentials);
+    this.broker = new v1.Broker(target, creds);
+    this.admin = new v1.Admin(target, creds, { channelOverride: this.broker.getChannel() });
     this.safetyMarginMs = safetyMarginMs;
     this.timeoutMs = timeoutMs;
     this.cache = new Map();     // credential -> { accessToken, expiresAt }
@@ -70,13 +89,58 @@ class BrokerClient {
     return this.inflight.get(credential);
   }
 
+  /** Drops a cached bearer (e.g. after Twilio answered 401). */
+  forget(credential) {
+    this.cache.delete(credential);
+  }
+
+  /** MintAccessToken: `{ credential, identity, ttl_seconds, video: { room } ... }` (proto field names). */
   mintAccessToken(request) {
     return this.call(this.broker, 'MintAccessToken', request);
   }
 
+  /** ValidateWebhook: `{ credential, url, params: [{ name, value }], body, signature, signature_settings }`. */
+  validateWebhook(request) {
+    return this.call(this.broker, 'ValidateWebhook', request);
+  }
+
+  /** Recommend. */
+  recommend(request) {
+    return this.call(this.broker, 'Recommend', request);
+  }
+
+  /** Admin/PutCredential; drops any cached bearer of that name. Resolves to the metadata. */
+  async putCredential(request) {
+    const reply = await this.call(this.admin, 'PutCredential', request);
+    this.forget(request.name);
+    return reply.credential;
+  }
+
+  /** Admin/GetCredential. Resolves to the metadata. */
+  async getCredential(name) {
+    return (await this.call(this.admin, 'GetCredential', { name })).credential;
+  }
+
+  /** Admin/ListCredentials. Resolves to an array of metadata. */
+  async listCredentials() {
+    return (await this.call(this.admin, 'ListCredentials', {})).credentials;
+  }
+
+  /** Admin/DeleteCredential; drops any cached bearer of that name. */
+  async deleteCredential(name) {
+    const reply = await this.call(this.admin, 'DeleteCredential', { name });
+    this.forget(name);
+    return reply.credential;
+  }
+
+  /** Admin/ReloadPolicy: `{ rules, source }`. */
+  reloadPolicy() {
+    return this.call(this.admin, 'ReloadPolicy', {});
+  }
+
+  /** Closes the one channel both services share. */
   close() {
     this.broker.close();
-    this.admin.close();
   }
 }
 
