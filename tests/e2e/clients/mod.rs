@@ -1,9 +1,11 @@
 //! Clients in every language against the real daemon and the twilio-standin:
 //! the Rust crate and its SMS example, twilio-python with
 //! `BrokerCredentialProvider` over grpcio, twilio-node with its provider over
-//! grpc-js. Each sends SMS through Twilio's REST API (the stand-in) with a
-//! bearer from the broker and counts broker calls to prove its cache.
+//! grpc-js, each sending SMS through Twilio's REST API (the stand-in) with a
+//! bearer from the broker and counting broker calls to prove its cache; and
+//! the README's grpcurl recipe for every RPC.
 
+mod grpcurl;
 mod node;
 mod python;
 mod rust;
@@ -34,16 +36,7 @@ pub struct Setup {
 
 pub async fn setup() -> Setup {
     let f = Fixtures::new();
-    let standin = twilio_standin::start(Config {
-        clients: vec![Client {
-            client_id: f.client_id.clone(),
-            client_secret: f.client_secret.clone(),
-            account_sid: f.account_sid.clone(),
-        }],
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let standin = standin(&f).await;
     let broker = Broker::start(Options {
         env: vec![("TWILIO_BROKER_OAUTH_TOKEN_URL".into(), standin.token_url())],
         ..Options::default()
@@ -55,6 +48,20 @@ pub async fn setup() -> Setup {
         .await
         .unwrap();
     Setup { standin, broker, f }
+}
+
+/// A stand-in accepting the fixtures' OAuth client.
+pub async fn standin(f: &Fixtures) -> Standin {
+    twilio_standin::start(Config {
+        clients: vec![Client {
+            client_id: f.client_id.clone(),
+            client_secret: f.client_secret.clone(),
+            account_sid: f.account_sid.clone(),
+        }],
+        ..Config::default()
+    })
+    .await
+    .unwrap()
 }
 
 impl Setup {
