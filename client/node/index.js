@@ -75,18 +75,40 @@ class BrokerClient {
     return { accessToken: reply.access_token, expiresAt, accountSid: reply.account_sid };
   }
 
-  /** A bearer token, cached until safetyMarginMs before it expires. */
+  /**
+   * A bearer token, cached until safetyMarginMs before it expires (half its
+   * life for tokens shorter than twice the margin). One broker call per
+   * credential however many callers ask at once; `bearerFetches` counts them.
+   */
   async bearer(credential) {
     const cached = this.cache.get(credential);
-    if (cached && cached.expiresAt - Date.now() > this.safetyMarginMs) return cached;
+    if (cached && cached.bearer.expiresAt - Date.now() > cached.marginMs) return cached.bearer;
     if (!this.inflight.has(credential)) {
-      const minTtl = Math.ceil((this.safetyMarginMs * 2) / 1000);
-      const fetch = this.getBearer(credential, minTtl)
-        .then((bearer) => { this.bearerFetches += 1; this.cache.set(credential, bearer); return bearer; })
+      const fetch = this.fetchBearer(credential)
+        .then((entry) => { this.cache.set(credential, entry); return entry.bearer; })
         .finally(() => this.inflight.delete(credential));
       this.inflight.set(credential, fetch);
     }
     return this.inflight.get(credential);
+  }
+
+  async fetchBearer(credential) {
+    const received = Date.now();
+    const minTtl = Math.ceil((this.safetyMarginMs * 2) / 1000);
+    try {
+      this.bearerFetches += 1;
+      return { bearer: await this.getBearer(credential, minTtl), marginMs: this.safetyMarginMs };
+    } catch (err) {
+      // Twilio issues this credential's tokens for less than twice our margin
+      // (a short access_token_ttl): take what the broker has and keep it for
+      // half its remaining life at most.
+      if (!(err instanceof BrokerError && err.code === 'INVALID_ARGUMENT' && err.message.includes('min_ttl_seconds'))) {
+        throw err;
+      }
+    }
+    this.bearerFetches += 1;
+    const bearer = await this.getBearer(credential, 0);
+    return { bearer, marginMs: Math.min(this.safetyMarginMs, (bearer.expiresAt - received) / 2) };
   }
 
   /** Drops a cached bearer (e.g. after Twilio answered 401). */

@@ -73,7 +73,7 @@ class BrokerClient:
         self._margin = safety_margin
         self._lock = threading.Lock()
         self._fetch_locks: Dict[str, threading.Lock] = {}
-        self._cache: Dict[str, Bearer] = {}
+        self._cache: Dict[str, Tuple[Bearer, float]] = {}  # credential -> (bearer, margin)
         self.bearer_fetches = 0
 
     def _call(self, method, request):
@@ -92,14 +92,33 @@ class BrokerClient:
 
     def _cached(self, credential: str) -> Optional[Bearer]:
         cached = self._cache.get(credential)
-        if cached is not None and cached.expires_at - time.time() > self._margin:
-            return cached
+        if cached is not None and cached[0].expires_at - time.time() > cached[1]:
+            return cached[0]
         return None
 
+    def _fetch(self, credential: str) -> Tuple[Bearer, float]:
+        received = time.time()
+        try:
+            with self._lock:
+                self.bearer_fetches += 1
+            return self.get_bearer(credential, min_ttl_seconds=int(self._margin * 2)), self._margin
+        except BrokerError as err:
+            # Twilio issues this credential's tokens for less than twice our
+            # margin (a short access_token_ttl): take what the broker has and
+            # keep it for half its remaining life at most.
+            if err.code != "INVALID_ARGUMENT" or "min_ttl_seconds" not in err.message:
+                raise
+        with self._lock:
+            self.bearer_fetches += 1
+        bearer = self.get_bearer(credential, min_ttl_seconds=0)
+        return bearer, min(self._margin, (bearer.expires_at - received) / 2)
+
     def bearer(self, credential: str) -> Bearer:
-        """A bearer token, cached until `safety_margin` seconds before it expires.
+        """A bearer token, cached until `safety_margin` seconds before it expires
+        (half its life for tokens shorter than twice the margin).
 
         Per credential, one thread asks the broker; the others wait for its answer.
+        `bearer_fetches` counts the broker calls.
         """
         with self._lock:
             cached = self._cached(credential)
@@ -111,10 +130,9 @@ class BrokerClient:
                 cached = self._cached(credential)
                 if cached is not None:
                     return cached
-            fresh = self.get_bearer(credential, min_ttl_seconds=int(self._margin * 2))
+            fresh, margin = self._fetch(credential)
             with self._lock:
-                self.bearer_fetches += 1
-                self._cache[credential] = fresh
+                self._cache[credential] = (fresh, margin)
             return fresh
 
     def forget(self, credential: str) -> None:

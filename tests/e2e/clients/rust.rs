@@ -153,3 +153,25 @@ async fn the_send_sms_example_sends_through_the_broker_and_the_standin() {
     }
     s.assert_clean_logs();
 }
+
+/// An OAuth app with a short `access_token_ttl`: the broker refuses the
+/// client's `min_ttl` (twice its margin); the client takes what the broker
+/// has and caches it for half its life instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_still_work_and_are_cached() {
+    let s = setup().await;
+    s.standin.set_token_ttl_seconds(100);
+    let client = Client::connect(&s.broker.url).await.unwrap();
+    let first = client.bearer(OAUTH).await.unwrap();
+    for _ in 0..100 {
+        let again = client.bearer(OAUTH).await.unwrap();
+        assert_eq!(again.access_token, first.access_token);
+    }
+    assert_eq!(
+        client.bearer_fetches(),
+        2,
+        "refused min_ttl, then min_ttl 0"
+    );
+    assert_eq!(s.standin.tokens_issued(), 1);
+    assert!(s.standin.verify(&first.access_token).is_ok());
+}
