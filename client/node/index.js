@@ -30,11 +30,30 @@ class BrokerError extends Error {
   }
 }
 
-/** Calls a twilio-broker; caches bearer tokens per credential. */
+/**
+ * grpc-js's target for `address`, and the credentials to use: accepts what the
+ * Rust client accepts, `host:port`, `http://host:port`, `https://host:port`
+ * (TLS with the system roots unless `credentials` is given) and `unix:/path`.
+ */
+function resolveTarget(address, credentials) {
+  if (address.startsWith('http://')) {
+    return [address.slice('http://'.length).replace(/\/+$/, ''), credentials || grpc.credentials.createInsecure()];
+  }
+  if (address.startsWith('https://')) {
+    return [address.slice('https://'.length).replace(/\/+$/, ''), credentials || grpc.credentials.createSsl()];
+  }
+  return [address, credentials || grpc.credentials.createInsecure()];
+}
+
+/**
+ * Calls a twilio-broker; caches bearer tokens per credential. For mTLS pass
+ * `credentials: grpc.credentials.createSsl(rootCa, key, certChain)`.
+ */
 class BrokerClient {
-  constructor(address, { credentials = grpc.credentials.createInsecure(), safetyMarginMs = 60000, timeoutMs = 10000 } = {}) {
-    this.broker = new v1.Broker(address, credentials);
-    this.admin = new v1.Admin(address, credentials);
+  constructor(address, { credentials, safetyMarginMs = 60000, timeoutMs = 10000 } = {}) {
+    const [target, creds] = resolveTarget(address, credentials);
+    this.broker = new v1.Broker(target, creds);
+    this.admin = new v1.Admin(target, creds, { channelOverride: this.broker.getChannel() });
     this.safetyMarginMs = safetyMarginMs;
     this.timeoutMs = timeoutMs;
     this.cache = new Map();     // credential -> { accessToken, expiresAt }
@@ -56,27 +75,94 @@ class BrokerClient {
     return { accessToken: reply.access_token, expiresAt, accountSid: reply.account_sid };
   }
 
-  /** A bearer token, cached until safetyMarginMs before it expires. */
+  /**
+   * A bearer token, cached until safetyMarginMs before it expires (half its
+   * life for tokens shorter than twice the margin). One broker call per
+   * credential however many callers ask at once; `bearerFetches` counts them.
+   */
   async bearer(credential) {
     const cached = this.cache.get(credential);
-    if (cached && cached.expiresAt - Date.now() > this.safetyMarginMs) return cached;
+    if (cached && cached.bearer.expiresAt - Date.now() > cached.marginMs) return cached.bearer;
     if (!this.inflight.has(credential)) {
-      const minTtl = Math.ceil((this.safetyMarginMs * 2) / 1000);
-      const fetch = this.getBearer(credential, minTtl)
-        .then((bearer) => { this.bearerFetches += 1; this.cache.set(credential, bearer); return bearer; })
+      const fetch = this.fetchBearer(credential)
+        .then((entry) => { this.cache.set(credential, entry); return entry.bearer; })
         .finally(() => this.inflight.delete(credential));
       this.inflight.set(credential, fetch);
     }
     return this.inflight.get(credential);
   }
 
+  async fetchBearer(credential) {
+    const received = Date.now();
+    const minTtl = Math.ceil((this.safetyMarginMs * 2) / 1000);
+    try {
+      this.bearerFetches += 1;
+      return { bearer: await this.getBearer(credential, minTtl), marginMs: this.safetyMarginMs };
+    } catch (err) {
+      // Twilio issues this credential's tokens for less than twice our margin
+      // (a short access_token_ttl): take what the broker has and keep it for
+      // half its remaining life at most.
+      if (!(err instanceof BrokerError && err.code === 'INVALID_ARGUMENT' && err.message.includes('min_ttl_seconds'))) {
+        throw err;
+      }
+    }
+    this.bearerFetches += 1;
+    const bearer = await this.getBearer(credential, 0);
+    return { bearer, marginMs: Math.min(this.safetyMarginMs, (bearer.expiresAt - received) / 2) };
+  }
+
+  /** Drops a cached bearer (e.g. after Twilio answered 401). */
+  forget(credential) {
+    this.cache.delete(credential);
+  }
+
+  /** MintAccessToken: `{ credential, identity, ttl_seconds, video: { room } ... }` (proto field names). */
   mintAccessToken(request) {
     return this.call(this.broker, 'MintAccessToken', request);
   }
 
+  /** ValidateWebhook: `{ credential, url, params: [{ name, value }], body, signature, signature_settings }`. */
+  validateWebhook(request) {
+    return this.call(this.broker, 'ValidateWebhook', request);
+  }
+
+  /** Recommend. */
+  recommend(request) {
+    return this.call(this.broker, 'Recommend', request);
+  }
+
+  /** Admin/PutCredential; drops any cached bearer of that name. Resolves to the metadata. */
+  async putCredential(request) {
+    const reply = await this.call(this.admin, 'PutCredential', request);
+    this.forget(request.name);
+    return reply.credential;
+  }
+
+  /** Admin/GetCredential. Resolves to the metadata. */
+  async getCredential(name) {
+    return (await this.call(this.admin, 'GetCredential', { name })).credential;
+  }
+
+  /** Admin/ListCredentials. Resolves to an array of metadata. */
+  async listCredentials() {
+    return (await this.call(this.admin, 'ListCredentials', {})).credentials;
+  }
+
+  /** Admin/DeleteCredential; drops any cached bearer of that name. */
+  async deleteCredential(name) {
+    const reply = await this.call(this.admin, 'DeleteCredential', { name });
+    this.forget(name);
+    return reply.credential;
+  }
+
+  /** Admin/ReloadPolicy: `{ rules, source }`. */
+  reloadPolicy() {
+    return this.call(this.admin, 'ReloadPolicy', {});
+  }
+
+  /** Closes the one channel both services share. */
   close() {
     this.broker.close();
-    this.admin.close();
   }
 }
 

@@ -2,7 +2,10 @@
 //! times a second asks the broker about once per token lifetime.
 //!
 //! A token is served while it has more than the safety margin left; then one
-//! task per credential asks the broker (the others wait for its answer).
+//! task per credential asks the broker (the others wait for its answer). When
+//! the credential's tokens live less than twice the margin (the broker answers
+//! INVALID_ARGUMENT on `min_ttl_seconds`), the cache takes what the broker has
+//! and keeps it for half its remaining life.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,9 +18,15 @@ use crate::{Bearer, Error};
 /// Default margin: a token with less than this left is replaced.
 pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(60);
 
+/// A token and the margin it is replaced at.
+struct Cached {
+    bearer: Bearer,
+    margin: Duration,
+}
+
 #[derive(Default)]
 struct Slot {
-    cached: RwLock<Option<Bearer>>,
+    cached: RwLock<Option<Cached>>,
     /// Held by the one task fetching for this credential.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -47,14 +56,14 @@ impl BearerCache {
         let cached = slot.cached.read().unwrap_or_else(|p| p.into_inner());
         cached
             .as_ref()
-            .filter(|b| b.expires_at > SystemTime::now() + self.margin)
-            .cloned()
+            .filter(|c| c.bearer.expires_at > SystemTime::now() + c.margin)
+            .map(|c| c.bearer.clone())
     }
 
     /// The cached token, or one from `fetch(name, min_ttl_seconds)`.
     pub(crate) async fn get<F, Fut>(&self, name: &str, fetch: F) -> Result<Bearer, Error>
     where
-        F: FnOnce(String, u32) -> Fut,
+        F: Fn(String, u32) -> Fut,
         Fut: Future<Output = Result<Bearer, Error>>,
     {
         let slot = self.slot(name);
@@ -69,8 +78,26 @@ impl BearerCache {
         // replaces one it holds that would not.
         let min_ttl = u32::try_from(self.margin.as_secs().saturating_mul(2)).unwrap_or(u32::MAX);
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let bearer = fetch(name.to_owned(), min_ttl).await?;
-        *slot.cached.write().unwrap_or_else(|p| p.into_inner()) = Some(bearer.clone());
+        let received = SystemTime::now();
+        let (bearer, margin) = match fetch(name.to_owned(), min_ttl).await {
+            // Twilio issues this credential's tokens for less than twice our
+            // margin (an OAuth app's short access_token_ttl): take what the
+            // broker has and keep it for half its remaining life at most.
+            Err(Error::InvalidArgument(m)) if min_ttl > 0 && m.contains("min_ttl_seconds") => {
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                let bearer = fetch(name.to_owned(), 0).await?;
+                let left = bearer
+                    .expires_at
+                    .duration_since(received)
+                    .unwrap_or_default();
+                (bearer, self.margin.min(left / 2))
+            }
+            other => (other?, self.margin),
+        };
+        *slot.cached.write().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
+            bearer: bearer.clone(),
+            margin,
+        });
         Ok(bearer)
     }
 
@@ -133,5 +160,38 @@ mod tests {
             .get("c", |_, _| async { panic!("should be cached") })
             .await
             .expect("cached");
+    }
+
+    #[tokio::test]
+    async fn short_lived_tokens_are_taken_and_cached_for_half_their_life() {
+        let cache = BearerCache::new(Duration::from_secs(60));
+        let asked = Mutex::new(Vec::new());
+        let fetch = |_, min_ttl| {
+            asked.lock().expect("lock").push(min_ttl);
+            async move {
+                if min_ttl > 0 {
+                    Err(Error::InvalidArgument(
+                        "min_ttl_seconds is 120 s, but Twilio issues tokens for credential \"c\" that live 100 s".into(),
+                    ))
+                } else {
+                    Ok(bearer(Duration::from_secs(100)))
+                }
+            }
+        };
+        cache.get("c", fetch).await.expect("short-lived token");
+        assert_eq!(*asked.lock().expect("lock"), [120, 0]);
+        // 100 s left, margin min(60, 50) = 50: still fresh.
+        cache
+            .get("c", |_, _| async { panic!("should be cached") })
+            .await
+            .expect("cached");
+        // Other invalid arguments are not retried.
+        let err = cache
+            .get("d", |_, _| async {
+                Err(Error::InvalidArgument("credential: bad".into()))
+            })
+            .await;
+        assert!(matches!(err, Err(Error::InvalidArgument(_))));
+        assert_eq!(cache.fetches(), 3);
     }
 }

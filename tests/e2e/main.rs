@@ -10,6 +10,7 @@ mod audit;
 mod bearer;
 mod callers;
 mod client;
+mod clients;
 mod contract;
 mod doctor;
 mod durability;

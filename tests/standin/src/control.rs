@@ -5,7 +5,8 @@
 //! | `POST /_standin/clients` | `{client_id, client_secret, account_sid}` | accept (or replace) a client |
 //! | `DELETE /_standin/clients/{client_id}` | | stop accepting it (401 / 20003) |
 //! | `PUT /_standin/knobs` | `{fail_status?, delay_ms?, token_ttl_seconds?}` | change behaviour; `fail_status: 0` heals |
-//! | `GET /_standin/stats` | | `{token_requests, tokens_issued, rejected}` |
+//! | `GET /_standin/stats` | | `{token_requests, tokens_issued, rejected, rest_requests, rest_rejected, messages_created}` |
+//! | `GET /_standin/messages` | | the messages created through the REST API, with the `jti` of the bearer that authorised each |
 //! | `GET /_standin/last-request` | | what the last token request looked like (never its secret) |
 //! | `POST /_standin/verify` | `{token}` | the token's claims, or 401 |
 
@@ -46,6 +47,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_standin/knobs", put(set_knobs))
         .route("/_standin/stats", get(stats))
         .route("/_standin/last-request", get(last_request))
+        .route("/_standin/messages", get(messages))
         .route("/_standin/verify", post(verify))
 }
 
@@ -77,6 +79,10 @@ async fn set_knobs(State(shared): State<Arc<Shared>>, Json(knobs): Json<Knobs>) 
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.stats()).into_response()
+}
+
+async fn messages(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.messages()).into_response()
 }
 
 async fn last_request(State(shared): State<Arc<Shared>>) -> Response {

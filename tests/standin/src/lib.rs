@@ -8,6 +8,10 @@
 //! status}`) for a bad client. It counts requests and can fail, delay and
 //! issue short-lived tokens.
 //!
+//! It also serves the one REST call the client tests make,
+//! `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (see [`rest`]),
+//! which accepts only a bearer token this stand-in issued for that account.
+//!
 //! Rust tests call [`start`] and keep the [`Standin`] handle; other languages
 //! run the `twilio-standin` binary and use the control API under
 //! `/_standin/` (see [`control`]).
@@ -17,6 +21,7 @@
 pub mod control;
 pub mod jwt;
 mod oauth;
+pub mod rest;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,6 +33,7 @@ use axum::Router;
 use axum::routing::post;
 
 pub use jwt::{Claims, VerifyError};
+pub use rest::SentMessage;
 
 /// An OAuth client the stand-in accepts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,6 +95,15 @@ pub struct Stats {
     pub tokens_issued: u64,
     /// Requests rejected for a bad client or a malformed grant.
     pub rejected: u64,
+    /// Requests that reached the REST API (`Messages.json`).
+    #[serde(default)]
+    pub rest_requests: u64,
+    /// REST requests turned away (bad or missing bearer, missing field).
+    #[serde(default)]
+    pub rest_rejected: u64,
+    /// Messages created.
+    #[serde(default)]
+    pub messages_created: u64,
 }
 
 /// State shared by the handlers and the handle.
@@ -103,6 +118,9 @@ pub(crate) struct Shared {
     pub(crate) tokens_issued: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) last_request: Mutex<Option<RecordedRequest>>,
+    pub(crate) rest_requests: AtomicU64,
+    pub(crate) rest_rejected: AtomicU64,
+    pub(crate) messages: Mutex<Vec<SentMessage>>,
 }
 
 impl Shared {
@@ -111,7 +129,14 @@ impl Shared {
             token_requests: self.token_requests.load(Ordering::SeqCst),
             tokens_issued: self.tokens_issued.load(Ordering::SeqCst),
             rejected: self.rejected.load(Ordering::SeqCst),
+            rest_requests: self.rest_requests.load(Ordering::SeqCst),
+            rest_rejected: self.rest_rejected.load(Ordering::SeqCst),
+            messages_created: self.messages().len() as u64,
         }
+    }
+
+    pub(crate) fn messages(&self) -> Vec<SentMessage> {
+        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub(crate) fn add_client(&self, client: Client) {
@@ -154,10 +179,17 @@ pub async fn start(config: Config) -> std::io::Result<Standin> {
         tokens_issued: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         last_request: Mutex::new(None),
+        rest_requests: AtomicU64::new(0),
+        rest_rejected: AtomicU64::new(0),
+        messages: Mutex::new(Vec::new()),
     });
     let app = Router::new()
         .route("/v2/token", post(oauth::token))
         .route("/v1/token", post(oauth::token))
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Messages.json",
+            post(rest::create_message),
+        )
         .merge(control::routes())
         .with_state(Arc::clone(&shared));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -232,6 +264,11 @@ impl Standin {
     /// What the last token request looked like.
     pub fn last_request(&self) -> Option<RecordedRequest> {
         self.shared.last_request.lock().ok()?.clone()
+    }
+
+    /// Messages created through the REST API, oldest first.
+    pub fn messages(&self) -> Vec<SentMessage> {
+        self.shared.messages()
     }
 
     /// Checks a token this stand-in issued: signature and expiry.
