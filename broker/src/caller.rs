@@ -64,7 +64,7 @@ impl fmt::Display for Identity {
     }
 }
 
-/// The caller of one request.
+/// The caller of one request (built once per connection).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// How it connected.
@@ -73,16 +73,29 @@ pub struct Caller {
     pub identity: Option<Identity>,
     /// Peer address, for logs and audit (`127.0.0.1:5555`, a socket path, ...).
     pub peer: String,
+    /// The identity as one string, computed once: see [`Caller::principal`].
+    principal: String,
 }
 
 impl Caller {
-    /// The identity as one string for audit and rate-limit keys
-    /// (`anonymous` when there is none).
-    pub fn principal(&self) -> String {
-        match &self.identity {
+    /// A caller as the transport saw it.
+    pub fn new(transport: Transport, identity: Option<Identity>, peer: String) -> Self {
+        let principal = match &identity {
             Some(Identity::Unix { uid, .. }) => format!("uid:{uid}"),
             Some(Identity::Certificate(name)) => name.clone(),
             None => "anonymous".to_owned(),
+        };
+        Caller {
+            transport,
+            identity,
+            peer,
+            principal,
         }
+    }
+
+    /// The identity as one string for audit and rate-limit keys
+    /// (`anonymous` when there is none).
+    pub fn principal(&self) -> &str {
+        &self.principal
     }
 }

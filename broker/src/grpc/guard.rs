@@ -39,14 +39,14 @@ fn caller_of<T>(request: &Request<T>) -> Arc<Caller> {
     if let Some(PeerInfo(caller)) = request.extensions().get::<PeerInfo>() {
         return Arc::clone(caller);
     }
-    Arc::new(Caller {
-        transport: Transport::Plaintext,
-        identity: None,
-        peer: request
+    Arc::new(Caller::new(
+        Transport::Plaintext,
+        None,
+        request
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default(),
-    })
+    ))
 }
 
 /// Runs `handle` for `request` under policy and audit.
@@ -70,7 +70,7 @@ where
         time: crate::audit::rfc3339(SystemTime::now()),
         request_id,
         rpc: rpc.as_str(),
-        caller: caller.principal(),
+        caller: caller.principal().to_owned(),
         transport: caller.transport.as_str(),
         peer: caller.peer.clone(),
         decision: Decision::Allow,

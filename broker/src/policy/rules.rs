@@ -265,7 +265,7 @@ impl CompiledPolicy {
             return Err(denied(caller, action));
         };
         if let Some(limiter) = &rule.limiter
-            && limiter.check_key(&caller.principal()).is_err()
+            && limiter.check_key(&caller.principal().to_owned()).is_err()
         {
             return Err(Error::ResourceExhausted(format!(
                 "caller {} is over its rate limit; retry later",
@@ -294,11 +294,7 @@ mod tests {
     }
 
     fn caller(identity: Option<Identity>) -> Caller {
-        Caller {
-            transport: Transport::Tls,
-            identity,
-            peer: "test".into(),
-        }
+        Caller::new(Transport::Tls, identity, "test".into())
     }
 
     fn web() -> Caller {

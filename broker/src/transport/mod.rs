@@ -132,11 +132,7 @@ async fn accept_loop(listener: Bound, tx: mpsc::Sender<io::Result<Conn>>) {
                     let _ = stream.set_nodelay(true);
                     Some(Conn {
                         io: Box::new(stream),
-                        caller: Arc::new(Caller {
-                            transport: Transport::Plaintext,
-                            identity: None,
-                            peer: addr.to_string(),
-                        }),
+                        caller: Arc::new(Caller::new(Transport::Plaintext, None, addr.to_string())),
                     })
                 }
                 Err(err) => {
@@ -152,11 +148,11 @@ async fn accept_loop(listener: Bound, tx: mpsc::Sender<io::Result<Conn>>) {
                     });
                     Some(Conn {
                         io: Box::new(stream),
-                        caller: Arc::new(Caller {
-                            transport: Transport::Unix,
+                        caller: Arc::new(Caller::new(
+                            Transport::Unix,
                             identity,
-                            peer: format!("unix:{}", path.display()),
-                        }),
+                            format!("unix:{}", path.display()),
+                        )),
                     })
                 }
                 Err(err) => {
@@ -180,11 +176,11 @@ async fn accept_loop(listener: Bound, tx: mpsc::Sender<io::Result<Conn>>) {
                                 let identity = tls::client_identity(tls.get_ref().1);
                                 let conn = Conn {
                                     io: Box::new(tls),
-                                    caller: Arc::new(Caller {
-                                        transport: Transport::Tls,
+                                    caller: Arc::new(Caller::new(
+                                        Transport::Tls,
                                         identity,
-                                        peer: addr.to_string(),
-                                    }),
+                                        addr.to_string(),
+                                    )),
                                 };
                                 let _ = tx.send(Ok(conn)).await;
                             }
