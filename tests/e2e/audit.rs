@@ -12,12 +12,7 @@ use twilio_broker_api::v1::admin_client::AdminClient;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 
 use crate::callers::uds_channel;
-use crate::harness::{Broker, Fixtures, Options, run_cli};
-
-fn uid() -> u32 {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
+use crate::harness::{Broker, Fixtures, Options, free_port, run_cli, uid};
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -360,7 +355,7 @@ async fn a_hung_optional_sink_drops_and_counts_but_never_blocks_and_metrics_show
         })
         .await;
 
-    let page = scrape(port);
+    let page = crate::harness::scrape_metrics(port);
     let dropped: f64 = page
         .lines()
         .find(|l| l.starts_with("twilio_broker_audit_dropped_total"))
@@ -379,25 +374,6 @@ async fn a_hung_optional_sink_drops_and_counts_but_never_blocks_and_metrics_show
     for secret in f.secrets() {
         assert!(!page.contains(secret));
     }
-}
-
-fn scrape(port: u16) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    stream.read_to_string(&mut page).unwrap();
-    page
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

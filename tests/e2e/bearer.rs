@@ -493,16 +493,7 @@ async fn metrics_count_hits_misses_and_upstream_requests() {
             .into_inner()
             .access_token;
     }
-    let page = {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut page = String::new();
-        stream.read_to_string(&mut page).unwrap();
-        page
-    };
+    let page = crate::harness::scrape_metrics(port);
     for needle in [
         "twilio_broker_bearer_cache_hits_total 2",
         "twilio_broker_bearer_cache_misses_total 1",

@@ -10,16 +10,11 @@ use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::admin_client::AdminClient;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 
-use crate::harness::{Broker, Options, run_cli};
+use crate::harness::{Broker, Options, run_cli, uid};
 use crate::pki::Pki;
 
 const ALLOWED: &str = "spiffe://test.example/allowed";
 const OTHER: &str = "spiffe://test.example/other";
-
-fn uid() -> u32 {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
 
 pub async fn uds_channel(path: &Path) -> Channel {
     let path = path.to_path_buf();
