@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod bearer;
 mod callers;
+mod canary;
 mod client;
 mod contract;
 mod doctor;

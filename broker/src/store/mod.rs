@@ -15,6 +15,8 @@ mod blocking;
 mod memory;
 mod record;
 pub mod seal;
+#[cfg(test)]
+mod seal_props;
 pub mod sled_store;
 pub mod vault;
 
