@@ -13,7 +13,7 @@
 mod blocking;
 #[cfg(test)]
 mod memory;
-mod record;
+pub(crate) mod record;
 pub mod seal;
 #[cfg(test)]
 mod seal_props;
