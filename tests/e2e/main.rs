@@ -23,4 +23,5 @@ mod plugins;
 mod recommend;
 mod resilience;
 mod service;
+mod slow;
 mod webhook;
