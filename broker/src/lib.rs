@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod master_key;
 pub mod mint;

@@ -17,6 +17,8 @@
 mod chain;
 mod event;
 mod file_sink;
+#[cfg(test)]
+mod model_check;
 mod plugin_sink;
 mod trail;
 

@@ -223,7 +223,15 @@ impl Inner {
             return;
         }
         let mut flights = entry.flights();
-        if flights.current.is_none() && !entry.quiet_at(now) {
+        // The token this caller saw may have been replaced by a flight that
+        // ended since: refresh only if the token now held is still due
+        // (found by the shuttle model in `model_check.rs`: a double refresh).
+        let still_due = entry
+            .token
+            .load()
+            .as_ref()
+            .is_none_or(|token| now >= token.refresh_at);
+        if flights.current.is_none() && !entry.quiet_at(now) && still_due {
             tracing::debug!(credential = %entry.credential.name, "refreshing bearer token ahead of expiry");
             self.launch(entry, &mut flights);
         }

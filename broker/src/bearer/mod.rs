@@ -15,7 +15,11 @@ pub mod upstream;
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
+mod expiry_props;
+#[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod model_check;
 
 use std::sync::Arc;
 

@@ -40,7 +40,7 @@ pub fn mint_access_token(
 }
 
 /// The credential name and the domain request.
-fn token_request(request: pb::MintAccessTokenRequest) -> Result<(String, TokenRequest)> {
+pub(crate) fn token_request(request: pb::MintAccessTokenRequest) -> Result<(String, TokenRequest)> {
     let not_before = match request.not_before {
         None => None,
         Some(t) if (0..1_000_000_000).contains(&t.nanos) => Some(t.seconds),

@@ -7,9 +7,9 @@
 mod admin;
 mod bearer;
 mod broker;
-mod convert;
+pub(crate) mod convert;
 mod guard;
-mod mint;
+pub(crate) mod mint;
 pub(crate) mod recommend;
 pub mod status;
 mod webhook;

@@ -17,6 +17,8 @@
 mod action;
 mod file;
 mod rules;
+#[cfg(test)]
+mod rules_props;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

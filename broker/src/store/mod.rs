@@ -13,8 +13,10 @@
 mod blocking;
 #[cfg(test)]
 mod memory;
-mod record;
+pub(crate) mod record;
 pub mod seal;
+#[cfg(test)]
+mod seal_props;
 pub mod sled_store;
 pub mod vault;
 

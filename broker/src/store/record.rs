@@ -40,7 +40,7 @@ fn from_ms(ms: u64) -> SystemTime {
 }
 
 /// Serialises a credential, secret included, into a zeroizing buffer.
-pub(super) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
     use std::borrow::Cow::Borrowed;
     let s = &credential.secret;
     let (key_sid, key_type, client_id) = match s {
@@ -73,7 +73,7 @@ pub(super) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
 }
 
 /// Parses an opened record. The error never includes record content.
-pub(super) fn decode(plaintext: &[u8]) -> Result<Credential, String> {
+pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, String> {
     let record: RecordV1<'_> = serde_json::from_slice(plaintext).map_err(|e| {
         format!(
             "record does not parse (line {}, column {})",

@@ -1,0 +1,4 @@
+//! libFuzzer target: `twilio_broker::fuzzing::put_credential` on arbitrary bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| twilio_broker::fuzzing::put_credential(data));
