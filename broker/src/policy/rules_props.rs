@@ -85,11 +85,7 @@ fn caller() -> impl Strategy<Value = Caller> {
         Some(Identity::Certificate("spiffe://acme.org/web/a".into())),
         Some(Identity::Certificate("spiffe://evil.org/x".into())),
     ])
-    .prop_map(|identity| Caller {
-        transport: Transport::Tls,
-        identity,
-        peer: "prop".into(),
-    })
+    .prop_map(|identity| Caller::new(Transport::Tls, identity, "prop".into()))
 }
 
 /// An action with owned parts (`Action` borrows).
@@ -162,15 +158,15 @@ proptest! {
     /// PERMISSION_DENIED with one.
     #[test]
     fn unnamed_callers_are_refused(rules in prop::collection::vec(rule(), 0..5), act in act()) {
-        let stranger = Caller {
-            transport: Transport::Tls,
-            identity: Some(Identity::Certificate("spiffe://stranger.net/z".into())),
-            peer: "prop".into(),
-        };
+        let stranger = Caller::new(
+            Transport::Tls,
+            Some(Identity::Certificate("spiffe://stranger.net/z".into())),
+            "prop".into(),
+        );
         let rules: Vec<String> = rules.into_iter().filter(|r| !r.contains("\"*\"") || !r.starts_with("[[rule]]\ncallers = [\"*\"")).collect();
         let rules: Vec<String> = rules.into_iter().filter(|r| !r.lines().nth(1).is_some_and(|l| l.contains("\"*\""))).collect();
         prop_assert_eq!(decide(&rules, &stranger, &act), "denied");
-        let anonymous = Caller { identity: None, ..stranger };
+        let anonymous = Caller::new(Transport::Tls, None, "prop".into());
         let rules: Vec<String> = rules.into_iter().filter(|r| !r.lines().nth(1).is_some_and(|l| l.contains("anonymous"))).collect();
         prop_assert_eq!(decide(&rules, &anonymous, &act), "unauthenticated");
     }
