@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// The OAuth token endpoint client (GetBearer).
     #[serde(default)]
     pub oauth: crate::bearer::OAuthConfig,
+    /// Connection and HTTP/2 limits (`[limits]`); every field has a safe default.
+    #[serde(default)]
+    pub limits: crate::transport::Limits,
     /// Plugin libraries (`[[plugins]]`): audit sinks and at most one storage backend.
     #[serde(default)]
     pub plugins: Vec<crate::plugin_host::PluginSpec>,

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use twilio_broker_api::v1::admin_server::AdminServer;
 use twilio_broker_api::v1::broker_server::BrokerServer;
@@ -13,7 +14,7 @@ use crate::bearer::Bearers;
 use crate::grpc::{AdminApi, BrokerApi};
 use crate::policy::PolicyEngine;
 use crate::store::Vault;
-use crate::transport::{self, Bound};
+use crate::transport::{self, ActivityLayer, Bound, Limits};
 
 /// What every request handler shares.
 pub struct State {
@@ -27,6 +28,8 @@ pub struct State {
     pub minter: crate::mint::Minter,
     /// The OAuth bearer token cache over `vault` (GetBearer).
     pub bearer: Bearers,
+    /// Connection and HTTP/2 limits (`[limits]`).
+    pub limits: Limits,
 }
 
 impl State {
@@ -43,7 +46,14 @@ impl State {
             audit,
             minter: crate::mint::Minter::new(),
             bearer,
+            limits: Limits::default(),
         }
+    }
+
+    /// The same state with other connection limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -78,13 +88,28 @@ pub async fn run(
             requested.notify_one();
         }
     };
+    let limits = state.limits;
+    let keepalive_timeout = Duration::from_secs(limits.keepalive_timeout_seconds);
     let serve = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_reset_streams))
+        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .http2_keepalive_interval(limits.keepalive_interval())
+        .http2_keepalive_timeout(Some(keepalive_timeout))
+        .http2_max_header_list_size(16 * 1024)
+        .layer(ActivityLayer)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .add_service(BrokerServer::new(BrokerApi::new(Arc::clone(&state))))
-        .add_service(AdminServer::new(AdminApi::new(Arc::clone(&state))))
-        .serve_with_incoming_shutdown(transport::incoming(listeners), shutdown);
+        .add_service(
+            BrokerServer::new(BrokerApi::new(Arc::clone(&state)))
+                .max_decoding_message_size(limits.max_request_bytes),
+        )
+        .add_service(
+            AdminServer::new(AdminApi::new(Arc::clone(&state)))
+                .max_decoding_message_size(limits.max_request_bytes),
+        )
+        .serve_with_incoming_shutdown(transport::incoming(listeners, limits), shutdown);
     tokio::select! {
         served = serve => served?,
         () = async {

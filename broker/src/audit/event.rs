@@ -57,6 +57,24 @@ pub struct AuditEvent {
     pub duration_us: u64,
 }
 
+/// The longest request-derived string an event carries, in bytes.
+pub const MAX_AUDITED_LEN: usize = 256;
+
+/// A request-derived string as the audit records it: at most
+/// [`MAX_AUDITED_LEN`] bytes, and a longer one says it was cut and how long
+/// it was (`…[cut: 4194304 bytes]`), so a flood of huge names cannot
+/// amplify into the audit trail.
+pub fn cap(text: &str) -> String {
+    if text.len() <= MAX_AUDITED_LEN {
+        return text.to_owned();
+    }
+    let mut end = MAX_AUDITED_LEN - 32;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[cut: {} bytes]", &text[..end], text.len())
+}
+
 /// RFC 3339 text of a time.
 pub fn rfc3339(time: SystemTime) -> String {
     prost_types::Timestamp::from(time).to_string()

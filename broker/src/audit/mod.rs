@@ -25,7 +25,7 @@ mod trail;
 use std::sync::Arc;
 
 pub use chain::{ChainKey, VerifyReport, verify_file};
-pub use event::{AuditEvent, Decision, rfc3339};
+pub use event::{AuditEvent, Decision, MAX_AUDITED_LEN, cap, rfc3339};
 pub use file_sink::FileSink;
 pub use plugin_sink::PluginSink;
 pub use trail::{AuditTrail, SinkOptions};

@@ -31,8 +31,12 @@ pub struct Args {
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// PEM CA bundle: require client certificates signed by it (mutual TLS).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert", env = "TWILIO_BROKER_TLS_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: `required` (default) refuses clients without a
+    /// certificate; `optional` serves them as `anonymous-tls`.
+    #[arg(long, value_enum, requires = "tls_client_ca")]
+    tls_client_auth: Option<crate::transport::ClientAuth>,
     /// Caller policy file (TOML). Required unless --dev.
     #[arg(long, env = "TWILIO_BROKER_POLICY")]
     policy: Option<PathBuf>,
@@ -173,7 +177,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
     let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
-    let state = Arc::new(State::new(vault, policy, audit, bearer));
+    file.limits.check()?;
+    let state = Arc::new(State::new(vault, policy, audit, bearer).with_limits(file.limits));
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
     for listener in &bound {
@@ -195,6 +200,7 @@ fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<Listener
                 cert: cert.clone(),
                 key: key.clone(),
                 client_ca: args.tls_client_ca.clone(),
+                client_auth: args.tls_client_auth,
             }),
             _ => None,
         };

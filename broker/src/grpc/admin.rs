@@ -10,8 +10,10 @@ use twilio_broker_api::v1::admin_server::Admin;
 
 use super::convert;
 use super::guard::guarded;
+use crate::caller::Caller;
 use crate::credential;
 use crate::error::Result;
+use crate::policy::{Action, Rpc};
 use crate::server::State;
 
 /// The Admin gRPC service.
@@ -48,11 +50,20 @@ fn get(state: &State, request: pb::GetCredentialRequest) -> Result<pb::GetCreden
     })
 }
 
-fn list(state: &State) -> pb::ListCredentialsResponse {
+/// Every credential the caller's rules cover for ListCredentials (a
+/// scoped admin sees only its own).
+fn list(state: &State, caller: &Caller) -> pb::ListCredentialsResponse {
+    let policy = state.policy.current();
     let credentials = state
         .vault
         .list()
         .iter()
+        .filter(|c| {
+            policy.permits(
+                caller,
+                &Action::new(Rpc::ListCredentials).credential(&c.name),
+            )
+        })
         .map(|c| convert::metadata(c))
         .collect();
     pb::ListCredentialsResponse { credentials }
@@ -93,7 +104,7 @@ impl Admin for AdminApi {
         request: Request<pb::PutCredentialRequest>,
     ) -> Result<Response<pb::PutCredentialResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| put(state, r)).await
+        guarded(state, request, |r, _| put(state, r.request)).await
     }
 
     async fn get_credential(
@@ -101,7 +112,7 @@ impl Admin for AdminApi {
         request: Request<pb::GetCredentialRequest>,
     ) -> Result<Response<pb::GetCredentialResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| async move { get(state, r) }).await
+        guarded(state, request, |r, _| async move { get(state, r.request) }).await
     }
 
     async fn list_credentials(
@@ -109,7 +120,10 @@ impl Admin for AdminApi {
         request: Request<pb::ListCredentialsRequest>,
     ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |_| async move { Ok(list(state)) }).await
+        guarded(state, request, |_, caller| async move {
+            Ok(list(state, &caller))
+        })
+        .await
     }
 
     async fn delete_credential(
@@ -117,7 +131,7 @@ impl Admin for AdminApi {
         request: Request<pb::DeleteCredentialRequest>,
     ) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| delete(state, r)).await
+        guarded(state, request, |r, _| delete(state, r.request)).await
     }
 
     async fn reload_policy(
@@ -125,6 +139,6 @@ impl Admin for AdminApi {
         request: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |_| async move { reload(state) }).await
+        guarded(state, request, |_, _| async move { reload(state) }).await
     }
 }

@@ -29,7 +29,10 @@ impl Broker for BrokerApi {
         request: Request<pb::GetBearerRequest>,
     ) -> Result<Response<pb::GetBearerResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| super::bearer::get_bearer(state, r)).await
+        guarded(state, request, |r, _| {
+            super::bearer::get_bearer(state, r.request)
+        })
+        .await
     }
 
     async fn mint_access_token(
@@ -37,7 +40,7 @@ impl Broker for BrokerApi {
         request: Request<pb::MintAccessTokenRequest>,
     ) -> Result<Response<pb::MintAccessTokenResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| async move {
+        guarded(state, request, |r, _| async move {
             super::mint::mint_access_token(state, r)
         })
         .await
@@ -48,8 +51,8 @@ impl Broker for BrokerApi {
         request: Request<pb::RecommendRequest>,
     ) -> Result<Response<pb::RecommendResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| async move {
-            super::recommend::recommend(state, r)
+        guarded(state, request, |r, _| async move {
+            super::recommend::recommend(state, r.request)
         })
         .await
     }
@@ -59,8 +62,8 @@ impl Broker for BrokerApi {
         request: Request<pb::ValidateWebhookRequest>,
     ) -> Result<Response<pb::ValidateWebhookResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r| async move {
-            super::webhook::validate_webhook(state, r)
+        guarded(state, request, |r, _| async move {
+            super::webhook::validate_webhook(state, r.request)
         })
         .await
     }

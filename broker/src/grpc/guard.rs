@@ -1,9 +1,14 @@
 //! Every RPC passes through [`guarded`]: who is calling (from the transport),
-//! may they (policy and rate limit), then the handler, then one audit event.
+//! is the request well formed (every field the policy or the audit sees is
+//! validated and bounded first), may they (policy and rate limit), then the
+//! handler, then one audit event.
 //!
-//! **Invariant:** no handler runs before the policy allows it, and no answer
-//! leaves before the audit trail has recorded it (a required sink that
-//! cannot record turns the answer into UNAVAILABLE).
+//! **Invariants:** no handler runs before the policy allows it, and no
+//! answer leaves before the audit trail has recorded it (a required sink
+//! that cannot record turns the answer into UNAVAILABLE). The policy and
+//! the audit judge the *checked* request, the one the handler will act on
+//! (for a mint: the grants of the token that will be signed), and that
+//! action is derived in one place per RPC ([`Checked::action`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,17 +18,34 @@ use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
 
 use super::status::{code_name, to_status};
-use crate::audit::{AuditEvent, Decision};
-use crate::caller::{Caller, Transport};
+use crate::audit::{AuditEvent, Decision, cap};
+use crate::caller::{Caller, Identity, Source, Transport};
+use crate::credential;
+use crate::error::{Error, Result};
+use crate::mint::{self, TokenRequest};
 use crate::policy::{Action, GrantKind, Rpc};
 use crate::server::State;
 use crate::transport::PeerInfo;
 
-/// What the policy needs to know about a request.
-pub(super) trait Describe {
+/// A request as it arrives: which RPC, what to audit if it is refused
+/// before it is checked, and how to check it.
+pub(super) trait Describe: Sized {
     /// The RPC.
     const RPC: Rpc;
-    /// The action, borrowing from the request.
+    /// The request once every field the policy and audit see is valid.
+    type Checked: Checked;
+    /// The credential and minted identity the request names, as sent (the
+    /// audit caps them when the request turns out invalid).
+    fn named(&self) -> (&str, Option<&str>) {
+        ("", None)
+    }
+    /// Validates and bounds the request: INVALID_ARGUMENT names the field.
+    fn check(self) -> Result<Self::Checked>;
+}
+
+/// A checked request, as the policy and the audit see it.
+pub(super) trait Checked: Send {
+    /// The action, derived from exactly what the handler will act on.
     fn action(&self) -> Action<'_>;
 }
 
@@ -36,16 +58,15 @@ pub(super) trait Outcome {
 /// The caller of a request: set by our transports; a connection accepted
 /// elsewhere (an in-process test server) counts as anonymous plaintext.
 fn caller_of<T>(request: &Request<T>) -> Arc<Caller> {
-    if let Some(PeerInfo(caller)) = request.extensions().get::<PeerInfo>() {
-        return Arc::clone(caller);
+    if let Some(peer) = request.extensions().get::<PeerInfo>() {
+        return Arc::clone(&peer.caller);
     }
+    let addr = request.remote_addr();
     Arc::new(Caller::new(
         Transport::Plaintext,
-        None,
-        request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
+        Identity::Anonymous,
+        addr.map(|a| a.to_string()).unwrap_or_default(),
+        addr.map_or(Source::Unknown, |a| Source::Ip(a.ip())),
     ))
 }
 
@@ -53,48 +74,39 @@ fn caller_of<T>(request: &Request<T>) -> Arc<Caller> {
 pub(super) async fn guarded<Req, Resp, Fut>(
     state: &State,
     request: Request<Req>,
-    handle: impl FnOnce(Req) -> Fut,
-) -> Result<Response<Resp>, Status>
+    handle: impl FnOnce(Req::Checked, Arc<Caller>) -> Fut,
+) -> std::result::Result<Response<Resp>, Status>
 where
     Req: Describe,
     Resp: Outcome,
-    Fut: Future<Output = crate::error::Result<Resp>>,
+    Fut: Future<Output = Result<Resp>>,
 {
     let started = Instant::now();
     let caller = caller_of(&request);
     let request = request.into_inner();
-    let request_id = uuid::Uuid::new_v4().to_string();
     let rpc = Req::RPC;
-    let action = request.action();
+    let (credential, identity) = request.named();
     let mut event = AuditEvent {
         time: crate::audit::rfc3339(SystemTime::now()),
-        request_id,
+        request_id: uuid::Uuid::new_v4().to_string(),
         rpc: rpc.as_str(),
         caller: caller.principal().to_owned(),
         transport: caller.transport.as_str(),
         peer: caller.peer.clone(),
-        decision: Decision::Allow,
+        decision: Decision::Deny,
         status: "OK",
         message: None,
-        credential: action.credential.map(str::to_owned),
-        grants: action.grants.iter().map(|g| g.as_str()).collect(),
-        identity: action.identity.map(str::to_owned),
-        ttl_seconds: action.ttl_seconds,
+        credential: (!credential.is_empty()).then(|| cap(credential)),
+        grants: Vec::new(),
+        identity: identity.map(cap),
+        ttl_seconds: None,
         jti: None,
         expires_at: None,
         duration_us: 0,
     };
-    let decision = state.policy.authorize(&caller, &action);
-    drop(action);
-
-    let result = match decision {
-        Err(denied) => {
-            event.decision = Decision::Deny;
-            metrics::counter!("twilio_broker_policy_denials_total", "rpc" => rpc.as_str())
-                .increment(1);
-            Err(denied)
-        }
-        Ok(()) => handle(request).await,
+    let result = match admit(state, &caller, request, &mut event) {
+        Err(refused) => Err(refused),
+        Ok(checked) => handle(checked, Arc::clone(&caller)).await,
     };
     let answer = match result {
         Ok(response) => {
@@ -104,7 +116,7 @@ where
         Err(err) => {
             let status = to_status(err, &event.request_id);
             event.status = code_name(status.code());
-            event.message = Some(status.message().to_owned());
+            event.message = Some(cap(status.message()));
             Err(status)
         }
     };
@@ -122,97 +134,226 @@ where
     answer.map(Response::new)
 }
 
-fn grants_of(request: &pb::MintAccessTokenRequest) -> Vec<GrantKind> {
-    let mut grants = Vec::new();
-    if request.voice.is_some() {
-        grants.push(GrantKind::Voice);
+/// The caller's credentials, then the request's fields, then the policy;
+/// fills what the audit event records of the checked request.
+fn admit<Req: Describe>(
+    state: &State,
+    caller: &Caller,
+    request: Req,
+    event: &mut AuditEvent,
+) -> Result<Req::Checked> {
+    let refused = |err: Error| {
+        metrics::counter!("twilio_broker_policy_denials_total", "rpc" => Req::RPC.as_str())
+            .increment(1);
+        state.policy.charge_refusal(caller).unwrap_or(err)
+    };
+    if let Some(reason) = &caller.refused {
+        return Err(refused(Error::Unauthenticated(reason.clone())));
     }
-    if request.video.is_some() {
-        grants.push(GrantKind::Video);
+    let checked = request.check().map_err(refused)?;
+    let action = checked.action();
+    event.credential = action.credential.map(cap);
+    event.identity = action.identity.map(cap);
+    event.grants = action.grants.iter().map(|g| g.as_str()).collect();
+    event.ttl_seconds = action.ttl_seconds;
+    match state.policy.authorize(caller, &action) {
+        Ok(()) => {
+            event.decision = Decision::Allow;
+            drop(action);
+            Ok(checked)
+        }
+        Err(denied) => {
+            metrics::counter!("twilio_broker_policy_denials_total", "rpc" => Req::RPC.as_str())
+                .increment(1);
+            Err(denied)
+        }
     }
-    if request.chat.is_some() {
-        grants.push(GrantKind::Chat);
+}
+
+/// A request whose only policy-relevant field is the credential it names,
+/// checked for syntax (empty allowed where the RPC allows it).
+pub(super) struct Named<T> {
+    /// The request.
+    pub request: T,
+    rpc: Rpc,
+    credential: fn(&T) -> &str,
+}
+
+impl<T: Send> Checked for Named<T> {
+    fn action(&self) -> Action<'_> {
+        Action::new(self.rpc).credential((self.credential)(&self.request))
     }
-    if request.sync.is_some() {
-        grants.push(GrantKind::Sync);
+}
+
+fn named<T>(
+    rpc: Rpc,
+    request: T,
+    field: &str,
+    credential: fn(&T) -> &str,
+    required: bool,
+) -> Result<Named<T>> {
+    let name = credential(&request);
+    if required || !name.is_empty() {
+        credential::check_name(field, name)?;
     }
-    if request.task_router.is_some() {
-        grants.push(GrantKind::TaskRouter);
-    }
-    if request.playback.is_some() {
-        grants.push(GrantKind::Playback);
-    }
-    grants
+    Ok(Named {
+        request,
+        rpc,
+        credential,
+    })
 }
 
 impl Describe for pb::GetBearerRequest {
     const RPC: Rpc = Rpc::GetBearer;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC).credential(&self.credential)
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.credential, None)
     }
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "credential", |r| &r.credential, true)
+    }
+}
+
+/// A mint request converted into the token it will produce.
+pub(super) struct CheckedMint {
+    /// The credential that signs.
+    pub credential: String,
+    /// The token's content.
+    pub token: TokenRequest,
 }
 
 impl Describe for pb::MintAccessTokenRequest {
     const RPC: Rpc = Rpc::MintAccessToken;
+    type Checked = CheckedMint;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.credential, Some(&self.identity))
+    }
+    fn check(self) -> Result<CheckedMint> {
+        if self.credential.is_empty() {
+            return Err(Error::invalid(
+                "credential",
+                "is required: the name of a stored Main or Standard api_key credential",
+            ));
+        }
+        credential::check_name("credential", &self.credential)?;
+        let (credential, token) = super::mint::token_request(self)?;
+        token.check()?;
+        Ok(CheckedMint { credential, token })
+    }
+}
+
+impl Checked for CheckedMint {
+    /// The grants of the token that will be signed: every grant the
+    /// converted request holds (a `playback_json` is a player grant like
+    /// `playback`). Destructured without `..`, so a new grant cannot be
+    /// added without the policy seeing it.
     fn action(&self) -> Action<'_> {
-        let mut action = Action::new(Self::RPC).credential(&self.credential);
-        action.grants = grants_of(self);
-        action.identity = Some(self.identity.as_str());
-        action.ttl_seconds = Some(if self.ttl_seconds == 0 {
-            3600
-        } else {
-            self.ttl_seconds
-        });
-        action
+        let mint::Grants {
+            voice,
+            video,
+            chat,
+            sync,
+            task_router,
+            playback,
+        } = &self.token.grants;
+        let grants = [
+            (voice.is_some(), GrantKind::Voice),
+            (video.is_some(), GrantKind::Video),
+            (chat.is_some(), GrantKind::Chat),
+            (sync.is_some(), GrantKind::Sync),
+            (task_router.is_some(), GrantKind::TaskRouter),
+            (playback.is_some(), GrantKind::Playback),
+        ]
+        .into_iter()
+        .filter_map(|(present, kind)| present.then_some(kind))
+        .collect();
+        let ttl = match self.token.ttl_seconds {
+            0 => mint::DEFAULT_TTL_SECONDS,
+            ttl => ttl,
+        };
+        Action {
+            grants,
+            identity: Some(self.token.identity.as_str()),
+            ttl_seconds: Some(ttl),
+            ..Action::new(Rpc::MintAccessToken).credential(&self.credential)
+        }
     }
 }
 
 impl Describe for pb::RecommendRequest {
     const RPC: Rpc = Rpc::Recommend;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC).credential(&self.credential)
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.credential, None)
+    }
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "credential", |r| &r.credential, false)
     }
 }
 
 impl Describe for pb::ValidateWebhookRequest {
     const RPC: Rpc = Rpc::ValidateWebhook;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC).credential(&self.credential)
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.credential, None)
+    }
+    fn check(self) -> Result<Self::Checked> {
+        if self.credential.is_empty() {
+            return Err(Error::invalid(
+                "credential",
+                "is required: the name of a stored auth_token or test credential",
+            ));
+        }
+        named(Self::RPC, self, "credential", |r| &r.credential, true)
     }
 }
 
 impl Describe for pb::PutCredentialRequest {
     const RPC: Rpc = Rpc::PutCredential;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC).credential(&self.name)
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.name, None)
+    }
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "name", |r| &r.name, true)
     }
 }
 
 impl Describe for pb::GetCredentialRequest {
     const RPC: Rpc = Rpc::GetCredential;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC).credential(&self.name)
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.name, None)
+    }
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "name", |r| &r.name, true)
     }
 }
 
 impl Describe for pb::DeleteCredentialRequest {
     const RPC: Rpc = Rpc::DeleteCredential;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC).credential(&self.name)
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.name, None)
+    }
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "name", |r| &r.name, true)
     }
 }
 
 impl Describe for pb::ListCredentialsRequest {
     const RPC: Rpc = Rpc::ListCredentials;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC)
+    type Checked = Named<Self>;
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "", |_| "", false)
     }
 }
 
 impl Describe for pb::ReloadPolicyRequest {
     const RPC: Rpc = Rpc::ReloadPolicy;
-    fn action(&self) -> Action<'_> {
-        Action::new(Self::RPC)
+    type Checked = Named<Self>;
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "", |_| "", false)
     }
 }
 

@@ -14,20 +14,14 @@ use crate::mint::json::{self, Json, Object};
 use crate::mint::{self, Grants, TokenRequest};
 use crate::server::State;
 
-/// Serves one MintAccessToken call.
-pub fn mint_access_token(
+/// Serves one MintAccessToken call, already converted and checked by the
+/// guard (the request rules come before the credential lookup).
+pub(super) fn mint_access_token(
     state: &State,
-    request: pb::MintAccessTokenRequest,
+    request: super::guard::CheckedMint,
 ) -> Result<pb::MintAccessTokenResponse> {
-    if request.credential.is_empty() {
-        return Err(Error::invalid(
-            "credential",
-            "is required: the name of a stored Main or Standard api_key credential",
-        ));
-    }
-    let (name, request) = token_request(request)?;
-    let checked = request.check()?;
-    let credential = state.vault.lookup(&name)?;
+    let checked = request.token.check()?;
+    let credential = state.vault.lookup(&request.credential)?;
     let minted = state.minter.mint(&credential, checked, SystemTime::now())?;
     Ok(pb::MintAccessTokenResponse {
         token: minted.token,
@@ -111,6 +105,16 @@ fn voice(v: pb::VoiceGrant) -> Result<mint::VoiceGrant> {
         (true, false) => json::parse_object(&v.outgoing_application_params_json)
             .map_err(|reason| Error::invalid("voice.outgoing_application_params_json", reason))?,
         (false, true) => {
+            if v.outgoing_application_params.len() > json::MAX_JSON_KEYS {
+                return Err(Error::invalid(
+                    "voice.outgoing_application_params",
+                    format!(
+                        "has {} entries; the limit is {}",
+                        v.outgoing_application_params.len(),
+                        json::MAX_JSON_KEYS
+                    ),
+                ));
+            }
             // A proto map has no order: emit it sorted by name.
             let mut params: Vec<_> = v
                 .outgoing_application_params
@@ -133,6 +137,16 @@ fn voice(v: pb::VoiceGrant) -> Result<mint::VoiceGrant> {
 
 /// A Struct as a JSON object; its keys arrive sorted (protobuf maps have no order).
 fn object_from_struct(field: &str, s: prost_types::Struct) -> Result<Object> {
+    if s.fields.len() > json::MAX_JSON_KEYS {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "has {} members; the limit is {}",
+                s.fields.len(),
+                json::MAX_JSON_KEYS
+            ),
+        ));
+    }
     s.fields
         .into_iter()
         .map(|(key, value)| {

@@ -158,9 +158,22 @@ pub fn write_object(out: &mut String, members: &[(String, Json)]) {
     out.push('}');
 }
 
+/// Longest JSON text accepted for a grant's free-form object, in bytes.
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+/// Most members one JSON object may have.
+pub const MAX_JSON_KEYS: usize = 256;
+
 /// Parses JSON text that must hold one object, keeping key order.
-/// Duplicate keys and numbers that do not fit are refused.
+/// Duplicate keys and numbers that do not fit are refused; so is text
+/// over [`MAX_JSON_BYTES`] or an object over [`MAX_JSON_KEYS`] members.
+/// Linear in the text's length (a hash set finds duplicates).
 pub fn parse_object(text: &str) -> Result<Object, String> {
+    if text.len() > MAX_JSON_BYTES {
+        return Err(format!(
+            "is {} bytes long; the limit is {MAX_JSON_BYTES}",
+            text.len()
+        ));
+    }
     match serde_json::from_str::<Json>(text) {
         Ok(Json::Object(members)) => Ok(members),
         Ok(_) => Err("must be a JSON object ({...})".into()),
@@ -216,10 +229,17 @@ impl<'de> serde::de::Visitor<'de> for Visitor {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
         let mut members: Object = Vec::new();
-        while let Some((key, value)) = map.next_entry::<String, Json>()? {
-            if members.iter().any(|(k, _)| *k == key) {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.len() == MAX_JSON_KEYS {
+                return Err(serde::de::Error::custom(format!(
+                    "an object has more than {MAX_JSON_KEYS} members"
+                )));
+            }
+            if !seen.insert(key.clone()) {
                 return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
             }
+            let value = map.next_value::<Json>()?;
             members.push((key, value));
         }
         Ok(Json::Object(members))
@@ -229,6 +249,32 @@ impl<'de> serde::de::Visitor<'de> for Visitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_caps_answer_with_the_limit() {
+        let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_JSON_BYTES));
+        assert!(parse_object(&big).expect_err("too long").contains("limit"));
+        let many: Vec<String> = (0..=MAX_JSON_KEYS).map(|i| format!("\"k{i}\":1")).collect();
+        let many = format!("{{{}}}", many.join(","));
+        assert!(many.len() < MAX_JSON_BYTES);
+        assert!(
+            parse_object(&many)
+                .expect_err("too many keys")
+                .contains("more than")
+        );
+        let fine: Vec<String> = (0..MAX_JSON_KEYS).map(|i| format!("\"k{i}\":1")).collect();
+        assert_eq!(
+            parse_object(&format!("{{{}}}", fine.join(",")))
+                .expect("at the limit")
+                .len(),
+            MAX_JSON_KEYS
+        );
+        assert!(
+            parse_object("{\"a\":1,\"b\":2,\"a\":3}")
+                .expect_err("duplicate")
+                .contains("duplicate key")
+        );
+    }
 
     fn string(s: &str) -> String {
         let mut out = String::new();

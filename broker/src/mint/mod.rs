@@ -38,6 +38,8 @@ pub const DEFAULT_TTL_SECONDS: u32 = 3600;
 pub const MAX_TTL_SECONDS: u32 = 86_400;
 /// Longest accepted region name.
 const MAX_REGION_LEN: usize = 32;
+/// Longest accepted `identity`, in bytes.
+pub const MAX_IDENTITY_LEN: usize = 256;
 
 /// What the caller asks for; times are Unix seconds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,6 +67,21 @@ impl TokenRequest {
             return Err(Error::invalid(
                 "identity",
                 "is required: the user or device the token is for (the client SDKs refuse tokens without one)",
+            ));
+        }
+        if self.identity.len() > MAX_IDENTITY_LEN {
+            return Err(Error::invalid(
+                "identity",
+                format!(
+                    "is {} bytes long; the limit is {MAX_IDENTITY_LEN}",
+                    self.identity.len()
+                ),
+            ));
+        }
+        if self.identity.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "identity",
+                "holds control characters; use printable text such as a user id or e-mail address",
             ));
         }
         if self.ttl_seconds > MAX_TTL_SECONDS {

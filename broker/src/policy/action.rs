@@ -64,6 +64,13 @@ impl Rpc {
         )
     }
 
+    /// True for RPCs that change what every credential is governed by
+    /// (ReloadPolicy, which also resets every rate limit): only a rule
+    /// without a credential limit may allow them.
+    pub fn acts_on_every_credential(self) -> bool {
+        matches!(self, Rpc::ReloadPolicy)
+    }
+
     /// Parses a method name.
     pub fn parse(name: &str) -> Option<Rpc> {
         Rpc::ALL.into_iter().find(|rpc| rpc.as_str() == name)

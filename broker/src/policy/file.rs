@@ -1,9 +1,12 @@
 //! The policy file format (TOML; unknown keys are an error).
 //!
 //! ```toml
+//! version = 2                      # caller patterns carry their namespace
+//! denial_rate_limit = { per_second = 20, burst = 200 }   # refusals per source
+//!
 //! [[rule]]
 //! name = "web backends mint video tokens"
-//! callers = ["spiffe://acme.org/web/*", "uid:1001"]
+//! callers = ["spiffe://acme.org/web/*", "uid:1001", "dns:web.acme.internal"]
 //! effect = "allow"                 # or "deny"; default allow
 //! rpcs = ["MintAccessToken"]       # method names or "*"; default "*"
 //! credentials = ["prod-video-*"]   # default "*"
@@ -18,10 +21,26 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+/// The current policy format: caller patterns name their namespace
+/// (`uid:`, `gid:`, `spiffe://`, `uri:`, `dns:`, `cn:`, `anonymous`,
+/// `anonymous-tls`, `*`).
+pub const CURRENT_VERSION: u32 = 2;
+
 /// A whole policy file.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
+    /// Format version: absent or 1 is the first format (a bare pattern such
+    /// as `web.acme.internal` names a certificate's DNS SAN, CN or URI SAN;
+    /// loaded with a warning), 2 is [`CURRENT_VERSION`] (bare patterns are
+    /// an error).
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// How many refused calls (denied, unauthenticated, invalid) one source
+    /// (a uid, an IP address) may make; past it they are answered
+    /// RESOURCE_EXHAUSTED. Default 20 per second, bursts of 200.
+    #[serde(default)]
+    pub denial_rate_limit: Option<RateLimitFile>,
     /// The rules, in any order (evaluation does not depend on order).
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleFile>,
@@ -56,7 +75,11 @@ pub struct RuleFile {
     /// A name for logs.
     #[serde(default)]
     pub name: Option<String>,
-    /// Caller identity globs; `anonymous` matches callers with no identity.
+    /// Caller identity patterns, each in its namespace (globs allowed):
+    /// `uid:1000`, `gid:50`, `spiffe://acme.org/web/*`, `dns:*.acme.internal`,
+    /// `cn:web`, `uri:https://…`; `anonymous` (plaintext loopback callers),
+    /// `anonymous-tls` (TLS callers without a certificate); `*` is every
+    /// identified caller in an allow rule and every caller in a deny rule.
     pub callers: Vec<String>,
     /// Allow or deny.
     #[serde(default)]
@@ -79,7 +102,8 @@ pub struct RuleFile {
     /// Whether the Admin service is covered.
     #[serde(default)]
     pub admin: bool,
-    /// Per-caller rate limit.
+    /// Rate limit per caller (its principal); every allow rule that covers
+    /// a call charges its own limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimitFile>,
 }

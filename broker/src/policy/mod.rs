@@ -1,15 +1,20 @@
 //! Who may do what: a deny-by-default policy over caller identities.
 //!
 //! A policy file is a list of `[[rule]]`s. A rule matches callers by glob
-//! over their identity names (`uid:1000`, `gid:50`, a certificate's SPIFFE
-//! id, DNS name or CN) and says which RPCs, credentials, grant kinds, minted
-//! identities and TTLs it allows (or denies). Evaluation:
+//! over their identity names, each in its namespace (`uid:1000`, `gid:50`,
+//! `spiffe://…`, `dns:…`, `cn:…`, `uri:…`, `anonymous`, `anonymous-tls`; see
+//! `crate::caller`) and says which RPCs, credentials, grant kinds, minted
+//! identities and TTLs it allows (or denies). Evaluation, independent of the
+//! order of rules:
 //!
-//! 1. No rule names the caller: UNAUTHENTICATED if it has no identity,
-//!    PERMISSION_DENIED otherwise.
-//! 2. A matching `deny` rule that covers the action wins.
-//! 3. Otherwise an `allow` rule must cover the whole action; its rate limit
-//!    (if any) is then charged.
+//! 1. A `deny` rule naming the caller (`*` names everyone) that covers the
+//!    action wins.
+//! 2. Otherwise at least one `allow` rule must cover the whole action; the
+//!    rate limit of every covering rule is charged.
+//! 3. Otherwise: UNAUTHENTICATED for an anonymous caller no allow rule
+//!    names, PERMISSION_DENIED for everyone else. Every refusal is charged
+//!    to the caller's source (uid or IP); past `denial_rate_limit` the
+//!    answer is RESOURCE_EXHAUSTED.
 //!
 //! **Invariant:** the policy in force is replaced atomically; a file that
 //! does not parse or compile leaves the old policy in force.
@@ -26,8 +31,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use action::{Action, GrantKind, Rpc};
-pub use file::PolicyFile;
-pub use rules::CompiledPolicy;
+pub use file::{CURRENT_VERSION, PolicyFile};
+pub use rules::{CompiledPolicy, Warning};
 
 use crate::caller::Caller;
 use crate::error::Error;
@@ -60,6 +65,7 @@ impl PolicyEngine {
     /// Loads the policy; an error names the file and the problem.
     pub fn load(source: Source) -> anyhow::Result<Self> {
         let compiled = compile(&source)?;
+        log_warnings(&compiled);
         Ok(PolicyEngine {
             source,
             current: ArcSwap::from_pointee(compiled),
@@ -71,6 +77,7 @@ impl PolicyEngine {
         match compile(&self.source) {
             Ok(compiled) => {
                 let rules = compiled.len();
+                log_warnings(&compiled);
                 self.current.store(Arc::new(compiled));
                 tracing::info!(rules, source = %self.describe(), "policy reloaded");
                 Ok(Loaded {
@@ -92,6 +99,18 @@ impl PolicyEngine {
         self.current.load().authorize(caller, action)
     }
 
+    /// The policy in force now, for decisions that look at many actions
+    /// at once (filtering a credential list).
+    pub fn current(&self) -> Arc<CompiledPolicy> {
+        self.current.load_full()
+    }
+
+    /// Charges a call refused before the policy (invalid input, a refused
+    /// certificate) to its source; `Some` when the source is over its limit.
+    pub fn charge_refusal(&self, caller: &Caller) -> Option<Error> {
+        self.current.load().charge_refusal(caller)
+    }
+
     /// Where the policy comes from, for logs.
     pub fn describe(&self) -> String {
         match &self.source {
@@ -106,6 +125,12 @@ impl PolicyEngine {
     }
 }
 
+fn log_warnings(compiled: &CompiledPolicy) {
+    for warning in compiled.warnings() {
+        tracing::warn!(rule = %warning.rule, "{}", warning.message);
+    }
+}
+
 fn compile(source: &Source) -> anyhow::Result<CompiledPolicy> {
     match source {
         Source::DevAllowAll => Ok(CompiledPolicy::allow_all()),
@@ -115,7 +140,6 @@ fn compile(source: &Source) -> anyhow::Result<CompiledPolicy> {
 }
 
 /// Parses and compiles a policy file without installing it (`policy check`).
-pub fn check_file(path: &Path) -> anyhow::Result<usize> {
-    let compiled = CompiledPolicy::compile(&PolicyFile::load(path)?)?;
-    Ok(compiled.len())
+pub fn check_file(path: &Path) -> anyhow::Result<CompiledPolicy> {
+    CompiledPolicy::compile(&PolicyFile::load(path)?)
 }

@@ -1,4 +1,14 @@
 //! Compiled rules and their evaluation.
+//!
+//! **Invariants** (property-tested in `rules_props.rs`):
+//! - A caller pattern names one identity namespace; a certificate name can
+//!   never match a `uid:`, `gid:` or anonymous pattern (see `crate::caller`).
+//! - A deny rule whose callers include `*` applies to every caller,
+//!   anonymous ones included, and a deny always beats an allow.
+//! - Anonymous callers are named only by `anonymous` (plaintext loopback)
+//!   and `anonymous-tls` (TLS without a certificate), never by a glob.
+//! - Every allow rule that covers a call charges its rate limit; every
+//!   refusal charges the source's refusal limit.
 
 use std::num::NonZeroU32;
 
@@ -7,17 +17,30 @@ use globset::{GlobSet, GlobSetBuilder};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::action::{Action, GrantKind, Rpc};
-use super::file::{Effect, PolicyFile, RuleFile};
-use crate::caller::Caller;
+use super::file::{CURRENT_VERSION, Effect, PolicyFile, RateLimitFile, RuleFile};
+use crate::caller::{ANONYMOUS, ANONYMOUS_TLS, Caller, Identity, Source};
 use crate::error::Error;
 
-/// The pattern that matches callers without an identity.
-pub const ANONYMOUS: &str = "anonymous";
+/// Namespaces a caller pattern may start with (besides the literals).
+const NAMESPACES: [&str; 6] = ["uid:", "gid:", "spiffe://", "uri:", "dns:", "cn:"];
+
+/// Default refusals per source: 20 per second, bursts of 200.
+const DEFAULT_DENIAL_LIMIT: RateLimitFile = RateLimitFile {
+    per_second: 20,
+    burst: Some(200),
+};
 
 /// A set of globs, or everything.
 enum Matcher {
     Any,
     Globs(GlobSet),
+}
+
+fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    // `*` may cross `/` so that `spiffe://acme.org/*` covers nested paths.
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .build()
 }
 
 impl Matcher {
@@ -30,12 +53,7 @@ impl Matcher {
         }
         let mut set = GlobSetBuilder::new();
         for pattern in patterns {
-            // `*` may cross `/` so that `spiffe://acme.org/*` covers nested paths.
-            let glob = globset::GlobBuilder::new(pattern)
-                .literal_separator(false)
-                .build()
-                .with_context(|| format!("{field}: bad pattern {pattern:?}"))?;
-            set.add(glob);
+            set.add(glob(pattern).with_context(|| format!("{field}: bad pattern {pattern:?}"))?);
         }
         Ok(Matcher::Globs(set.build()?))
     }
@@ -46,13 +64,128 @@ impl Matcher {
             Matcher::Globs(set) => set.is_match(value),
         }
     }
+
+    fn is_any(&self) -> bool {
+        matches!(self, Matcher::Any)
+    }
+}
+
+/// Who a rule names.
+#[derive(Default)]
+struct Callers {
+    /// `*`: every identified caller (allow), every caller (deny).
+    star: bool,
+    /// `anonymous`: plaintext loopback callers.
+    anonymous: bool,
+    /// `anonymous-tls`: TLS callers without a certificate.
+    anonymous_tls: bool,
+    /// Globs over identity names (`uid:…`, `dns:…`, …).
+    globs: Option<GlobSet>,
+}
+
+/// A note about a rule written in an older spelling, for `policy check`
+/// and the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The rule's name.
+    pub rule: String,
+    /// What to change.
+    pub message: String,
+}
+
+impl Callers {
+    fn compile(
+        rule: &str,
+        patterns: &[String],
+        version: u32,
+        effect: Effect,
+        warnings: &mut Vec<Warning>,
+    ) -> anyhow::Result<Self> {
+        if patterns.is_empty() {
+            anyhow::bail!("{rule}: callers must name at least one identity pattern");
+        }
+        let mut callers = Callers::default();
+        let mut set = GlobSetBuilder::new();
+        let mut any_glob = false;
+        for pattern in patterns {
+            let mut add = |p: &str| -> anyhow::Result<()> {
+                set.add(
+                    glob(p).with_context(|| format!("{rule}: callers: bad pattern {pattern:?}"))?,
+                );
+                any_glob = true;
+                Ok(())
+            };
+            match pattern.as_str() {
+                "*" => callers.star = true,
+                ANONYMOUS => callers.anonymous = true,
+                ANONYMOUS_TLS => callers.anonymous_tls = true,
+                p if NAMESPACES.iter().any(|ns| p.starts_with(ns)) => add(p)?,
+                p if version >= CURRENT_VERSION => anyhow::bail!(
+                    "{rule}: callers: {p:?} names no identity namespace; write \"dns:{p}\" (a \
+                     certificate's DNS SAN), \"cn:{p}\" (its CN), \"uri:{p}\" (a URI SAN), or \
+                     uid:/gid:/spiffe://, anonymous, anonymous-tls"
+                ),
+                p => {
+                    // Version 1: a bare pattern named a certificate name.
+                    warnings.push(Warning {
+                        rule: rule.to_owned(),
+                        message: format!(
+                            "caller pattern {p:?} is a bare certificate name (policy version 1); \
+                             write \"dns:{p}\" or \"cn:{p}\" (or \"uri:{p}\") and set version = 2"
+                        ),
+                    });
+                    for ns in ["dns:", "cn:", "uri:"] {
+                        add(&format!("{ns}{p}"))?;
+                    }
+                }
+            }
+        }
+        if effect == Effect::Deny && callers.star && version < CURRENT_VERSION {
+            warnings.push(Warning {
+                rule: rule.to_owned(),
+                message: "a deny rule with callers = [\"*\"] now also applies to anonymous and \
+                          anonymous-tls callers (it did not before version 2)"
+                    .to_owned(),
+            });
+        }
+        if any_glob {
+            callers.globs = Some(set.build()?);
+        }
+        Ok(callers)
+    }
+
+    fn name(&self, caller: &Caller, effect: Effect) -> bool {
+        match caller.identity {
+            Identity::Anonymous => self.anonymous || (self.star && effect == Effect::Deny),
+            Identity::AnonymousTls => self.anonymous_tls || (self.star && effect == Effect::Deny),
+            Identity::Unix { .. } | Identity::Certificate(_) => {
+                self.star
+                    || self
+                        .globs
+                        .as_ref()
+                        .is_some_and(|set| caller.names().iter().any(|n| set.is_match(n)))
+            }
+        }
+    }
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    at: &str,
+    limit: RateLimitFile,
+) -> anyhow::Result<DefaultKeyedRateLimiter<K>> {
+    let per_second = NonZeroU32::new(limit.per_second)
+        .with_context(|| format!("{at}: per_second must be at least 1"))?;
+    let burst = NonZeroU32::new(limit.burst.unwrap_or(limit.per_second))
+        .with_context(|| format!("{at}: burst must be at least 1"))?;
+    Ok(RateLimiter::keyed(
+        Quota::per_second(per_second).allow_burst(burst),
+    ))
 }
 
 struct Rule {
     name: String,
     effect: Effect,
-    callers: GlobSet,
-    anonymous: bool,
+    callers: Callers,
     rpcs: Option<Vec<Rpc>>,
     admin: bool,
     credentials: Matcher,
@@ -63,23 +196,18 @@ struct Rule {
 }
 
 impl Rule {
-    fn compile(index: usize, file: &RuleFile) -> anyhow::Result<Self> {
+    fn compile(
+        index: usize,
+        file: &RuleFile,
+        version: u32,
+        warnings: &mut Vec<Warning>,
+    ) -> anyhow::Result<Self> {
         let name = file
             .name
             .clone()
             .unwrap_or_else(|| format!("rule #{}", index + 1));
         let at = |field: &str| format!("{name}: {field}");
-        if file.callers.is_empty() {
-            anyhow::bail!("{}: callers must name at least one identity pattern", name);
-        }
-        let mut callers = GlobSetBuilder::new();
-        for pattern in &file.callers {
-            let glob = globset::GlobBuilder::new(pattern)
-                .literal_separator(false)
-                .build()
-                .with_context(|| format!("{}: bad pattern {pattern:?}", at("callers")))?;
-            callers.add(glob);
-        }
+        let callers = Callers::compile(&name, &file.callers, version, file.effect, warnings)?;
         let rpcs = match &file.rpcs {
             None => None,
             Some(list) if list.iter().any(|r| r == "*") => None,
@@ -114,23 +242,13 @@ impl Rule {
                     .collect::<anyhow::Result<Vec<_>>>()?,
             ),
         };
-        let limiter = match file.rate_limit {
-            None => None,
-            Some(limit) => {
-                let per_second = NonZeroU32::new(limit.per_second).with_context(|| {
-                    format!("{}: per_second must be at least 1", at("rate_limit"))
-                })?;
-                let burst = NonZeroU32::new(limit.burst.unwrap_or(limit.per_second))
-                    .with_context(|| format!("{}: burst must be at least 1", at("rate_limit")))?;
-                Some(RateLimiter::keyed(
-                    Quota::per_second(per_second).allow_burst(burst),
-                ))
-            }
-        };
+        let limiter = file
+            .rate_limit
+            .map(|limit| limiter(&at("rate_limit"), limit))
+            .transpose()?;
         Ok(Rule {
             effect: file.effect,
-            anonymous: file.callers.iter().any(|c| c == ANONYMOUS),
-            callers: callers.build()?,
+            callers,
             rpcs,
             admin: file.admin,
             credentials: Matcher::compile(&at("credentials"), file.credentials.as_deref())?,
@@ -143,10 +261,7 @@ impl Rule {
     }
 
     fn names_caller(&self, caller: &Caller) -> bool {
-        match &caller.identity {
-            None => self.anonymous,
-            Some(identity) => identity.names().iter().any(|n| self.callers.is_match(n)),
-        }
+        self.callers.name(caller, self.effect)
     }
 
     fn covers_rpc(&self, rpc: Option<Rpc>) -> bool {
@@ -157,9 +272,14 @@ impl Rule {
         listed && (!rpc.is_admin() || self.admin || self.effect == Effect::Deny)
     }
 
-    /// True when this rule covers every part of the action.
+    /// True when this allow rule covers every part of the action. An RPC
+    /// that acts on every credential at once (ReloadPolicy) needs a rule
+    /// with no credential limit.
     fn covers(&self, action: &Action<'_>) -> bool {
-        self.covers_rpc(action.rpc)
+        let unscoped_ok = !action.rpc.is_some_and(Rpc::acts_on_every_credential)
+            || self.credentials.is_any();
+        unscoped_ok
+            && self.covers_rpc(action.rpc)
             && action
                 .credential
                 .is_none_or(|c| self.credentials.matches(c))
@@ -195,6 +315,18 @@ impl Rule {
 pub struct CompiledPolicy {
     rules: Vec<Rule>,
     allow_all: bool,
+    denials: Option<DefaultKeyedRateLimiter<Source>>,
+    warnings: Vec<Warning>,
+}
+
+/// What the rules say about one action, before any rate limit.
+enum Verdict<'r> {
+    /// Allowed by these rules (each may carry a rate limit).
+    Allow(Vec<&'r Rule>),
+    /// No rule names this anonymous caller.
+    Unauthenticated,
+    /// Denied (explicitly, or no allow rule covers it).
+    Denied,
 }
 
 impl CompiledPolicy {
@@ -203,20 +335,35 @@ impl CompiledPolicy {
         CompiledPolicy {
             rules: Vec::new(),
             allow_all: true,
+            denials: None,
+            warnings: Vec::new(),
         }
     }
 
     /// Compiles a parsed file; errors name the rule and field.
     pub fn compile(file: &PolicyFile) -> anyhow::Result<Self> {
+        let version = file.version.unwrap_or(1);
+        if !(1..=CURRENT_VERSION).contains(&version) {
+            anyhow::bail!(
+                "version {version} is not a policy format this broker knows (1 or {CURRENT_VERSION})"
+            );
+        }
+        let mut warnings = Vec::new();
         let rules = file
             .rules
             .iter()
             .enumerate()
-            .map(|(i, rule)| Rule::compile(i, rule))
+            .map(|(i, rule)| Rule::compile(i, rule, version, &mut warnings))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let denials = limiter(
+            "denial_rate_limit",
+            file.denial_rate_limit.unwrap_or(DEFAULT_DENIAL_LIMIT),
+        )?;
         Ok(CompiledPolicy {
             rules,
             allow_all: false,
+            denials: Some(denials),
+            warnings,
         })
     }
 
@@ -230,77 +377,133 @@ impl CompiledPolicy {
         self.rules.is_empty()
     }
 
-    /// The decision for one request (and its rate-limit charge).
-    pub fn authorize(&self, caller: &Caller, action: &Action<'_>) -> Result<(), Error> {
-        if self.allow_all {
-            return Ok(());
-        }
-        let mut named = self
-            .rules
+    /// Names of the allow rules that name `anonymous` (plaintext loopback
+    /// callers), for `policy check` beside TLS listeners.
+    pub fn anonymous_allow_rules(&self) -> Vec<&str> {
+        self.rules
             .iter()
-            .filter(|r| r.names_caller(caller))
-            .peekable();
-        if named.peek().is_none() {
-            return Err(match caller.identity {
-                None => Error::Unauthenticated(format!(
-                    "{} needs a caller identity: connect over the broker's Unix socket or with a \
-                     client certificate (mutual TLS)",
-                    action.rpc.map(Rpc::as_str).unwrap_or("this call")
-                )),
-                Some(_) => denied(caller, action),
-            });
-        }
-        let named: Vec<&Rule> = named.collect();
-        if let Some(rule) = named
-            .iter()
-            .find(|r| r.effect == Effect::Deny && r.denies(action))
-        {
-            tracing::debug!(rule = %rule.name, "denied by an explicit deny rule");
-            return Err(denied(caller, action));
-        }
-        let Some(rule) = named
-            .iter()
-            .find(|r| r.effect == Effect::Allow && r.covers(action))
-        else {
-            return Err(denied(caller, action));
-        };
-        if let Some(limiter) = &rule.limiter
-            && limiter.check_key(&caller.principal().to_owned()).is_err()
-        {
-            return Err(Error::ResourceExhausted(format!(
-                "caller {} is over its rate limit; retry later",
-                caller.principal()
-            )));
-        }
-        Ok(())
+            .filter(|r| r.effect == Effect::Allow && r.callers.anonymous)
+            .map(|r| r.name.as_str())
+            .collect()
     }
-}
 
-fn denied(caller: &Caller, action: &Action<'_>) -> Error {
-    Error::PermissionDenied(format!(
-        "caller {} may not call {}",
-        caller.principal(),
-        action.describe()
-    ))
+    /// Rules written in an older spelling, and what to write instead.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    fn verdict(&self, caller: &Caller, action: &Action<'_>) -> Verdict<'_> {
+        if self.allow_all {
+            return Verdict::Allow(Vec::new());
+        }
+        let mut named = self.rules.iter().filter(|r| r.names_caller(caller));
+        let mut allows = Vec::new();
+        let mut any_allow_names = false;
+        for rule in named.by_ref() {
+            match rule.effect {
+                Effect::Deny if rule.denies(action) => {
+                    tracing::debug!(rule = %rule.name, "denied by an explicit deny rule");
+                    return Verdict::Denied;
+                }
+                Effect::Deny => {}
+                Effect::Allow => {
+                    any_allow_names = true;
+                    if rule.covers(action) {
+                        allows.push(rule);
+                    }
+                }
+            }
+        }
+        if !allows.is_empty() {
+            Verdict::Allow(allows)
+        } else if !any_allow_names && caller.identity.is_anonymous() {
+            Verdict::Unauthenticated
+        } else {
+            Verdict::Denied
+        }
+    }
+
+    /// True when the rules allow `action` (no rate limit is charged): used
+    /// to show a scoped admin only the credentials its rules cover.
+    pub fn permits(&self, caller: &Caller, action: &Action<'_>) -> bool {
+        matches!(self.verdict(caller, action), Verdict::Allow(_))
+    }
+
+    /// The decision for one request: every covering rule's rate limit is
+    /// charged on allow, the source's refusal limit on refusal.
+    pub fn authorize(&self, caller: &Caller, action: &Action<'_>) -> Result<(), Error> {
+        let refusal = match self.verdict(caller, action) {
+            Verdict::Allow(rules) => {
+                let mut limited = false;
+                for limiter in rules.iter().filter_map(|r| r.limiter.as_ref()) {
+                    limited |= limiter.check_key(&caller.principal().to_owned()).is_err();
+                }
+                if limited {
+                    return Err(Error::ResourceExhausted(format!(
+                        "caller {} is over its rate limit; retry later",
+                        caller.principal()
+                    )));
+                }
+                return Ok(());
+            }
+            Verdict::Unauthenticated => Error::Unauthenticated(format!(
+                "{} needs a caller identity: connect over the broker's Unix socket or with a \
+                 client certificate (mutual TLS)",
+                action.rpc.map(Rpc::as_str).unwrap_or("this call")
+            )),
+            Verdict::Denied => Error::PermissionDenied(format!(
+                "caller {} may not call {}",
+                caller.principal(),
+                action.describe()
+            )),
+        };
+        match self.charge_refusal(caller) {
+            Some(limited) => Err(limited),
+            None => Err(refusal),
+        }
+    }
+
+    /// Charges one refused call (denied, unauthenticated or invalid) to the
+    /// caller's source; `Some` when the source is over its refusal limit.
+    pub fn charge_refusal(&self, caller: &Caller) -> Option<Error> {
+        let denials = self.denials.as_ref()?;
+        denials.check_key(&caller.source).err().map(|_| {
+            Error::ResourceExhausted(format!(
+                "too many refused calls from {}; fix the calls or the policy, then retry later",
+                caller.source
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::{Identity, Transport};
+    use crate::caller::{CertName, Identity, Transport};
 
     fn policy(text: &str) -> CompiledPolicy {
         CompiledPolicy::compile(&toml::from_str(text).expect("parses")).expect("compiles")
     }
 
-    fn caller(identity: Option<Identity>) -> Caller {
-        Caller::new(Transport::Tls, identity, "test".into())
+    fn caller(identity: Identity) -> Caller {
+        let transport = match identity {
+            Identity::Unix { .. } => Transport::Unix,
+            Identity::Anonymous => Transport::Plaintext,
+            _ => Transport::Tls,
+        };
+        let source = match identity {
+            Identity::Unix { uid, .. } => Source::Uid(uid),
+            _ => Source::Ip("127.0.0.1".parse().expect("ip")),
+        };
+        Caller::new(transport, identity, "test".into(), source)
+    }
+
+    fn cert(names: &[CertName]) -> Caller {
+        caller(Identity::Certificate(names.to_vec()))
     }
 
     fn web() -> Caller {
-        caller(Some(Identity::Certificate(
-            "spiffe://acme.org/web/frontend".into(),
-        )))
+        cert(&[CertName::Spiffe("spiffe://acme.org/web/frontend".into())])
     }
 
     fn mint<'a>(
@@ -381,23 +584,23 @@ mod tests {
         );
         check(&web(), Action::new(Rpc::ListCredentials), "denied");
         check(
-            &caller(None),
+            &caller(Identity::Anonymous),
             Action::new(Rpc::Recommend),
             "unauthenticated",
         );
-        let other = caller(Some(Identity::Certificate("spiffe://evil.org/x".into())));
+        let other = cert(&[CertName::Spiffe("spiffe://evil.org/x".into())]);
         check(&other, Action::new(Rpc::Recommend), "denied");
-        let root = caller(Some(Identity::Unix { uid: 0, gid: 0 }));
+        let root = caller(Identity::Unix { uid: 0, gid: 0 });
         check(&root, Action::new(Rpc::ListCredentials), "allow");
         check(
             &root,
             Action::new(Rpc::PutCredential).credential("prod-video-frozen"),
             "denied",
         );
-        let user = caller(Some(Identity::Unix {
+        let user = caller(Identity::Unix {
             uid: 1000,
             gid: 1000,
-        }));
+        });
         check(&user, Action::new(Rpc::ListCredentials), "denied");
     }
 
@@ -411,8 +614,8 @@ mod tests {
             rate_limit = { per_second = 1, burst = 2 }
         "#,
         );
-        let a = caller(Some(Identity::Unix { uid: 1, gid: 1 }));
-        let b = caller(Some(Identity::Unix { uid: 2, gid: 2 }));
+        let a = caller(Identity::Unix { uid: 1, gid: 1 });
+        let b = caller(Identity::Unix { uid: 2, gid: 2 });
         let action = Action::new(Rpc::Recommend);
         assert!(p.authorize(&a, &action).is_ok());
         assert!(p.authorize(&a, &action).is_ok());
@@ -424,6 +627,187 @@ mod tests {
             p.authorize(&b, &action).is_ok(),
             "another caller has its own bucket"
         );
+    }
+
+    #[test]
+    fn certificate_names_never_reach_the_kernel_namespace() {
+        // Issue 12 item 2: a certificate whose CN or URI SAN was `uid:0`
+        // matched `callers = ["uid:0"]` and got Admin.
+        let p = policy("version = 2\n[[rule]]\ncallers = [\"uid:0\"]\nadmin = true\n");
+        for names in [
+            vec![CertName::Cn("uid:0".into())],
+            vec![CertName::Uri("uid:0".into())],
+        ] {
+            let posing = cert(&names);
+            assert!(
+                p.authorize(&posing, &Action::new(Rpc::ListCredentials))
+                    .is_err()
+            );
+        }
+        let root = caller(Identity::Unix { uid: 0, gid: 0 });
+        assert!(p.authorize(&root, &Action::new(Rpc::ListCredentials)).is_ok());
+    }
+
+    #[test]
+    fn a_deny_on_any_certificate_name_applies() {
+        let p = policy(
+            r#"
+            version = 2
+            [[rule]]
+            callers = ["spiffe://acme.org/*"]
+            rpcs = ["Recommend"]
+            [[rule]]
+            callers = ["dns:compromised.acme.org"]
+            effect = "deny"
+        "#,
+        );
+        let good = cert(&[
+            CertName::Spiffe("spiffe://acme.org/web".into()),
+            CertName::Dns("web.acme.org".into()),
+        ]);
+        let bad = cert(&[
+            CertName::Spiffe("spiffe://acme.org/web".into()),
+            CertName::Dns("compromised.acme.org".into()),
+        ]);
+        assert!(p.authorize(&good, &Action::new(Rpc::Recommend)).is_ok());
+        assert!(matches!(
+            p.authorize(&bad, &Action::new(Rpc::Recommend)),
+            Err(Error::PermissionDenied(_))
+        ));
+    }
+
+    #[test]
+    fn deny_star_covers_anonymous_callers_and_anonymous_is_one_thing() {
+        // Issue 12 item 3a: "nobody touches break-glass" held for everyone
+        // but anonymous callers.
+        let p = policy(
+            r#"
+            version = 2
+            [[rule]]
+            callers = ["anonymous", "anonymous-tls"]
+            rpcs = ["GetBearer"]
+            [[rule]]
+            callers = ["*"]
+            effect = "deny"
+            credentials = ["break-glass"]
+        "#,
+        );
+        for who in [Identity::Anonymous, Identity::AnonymousTls] {
+            let anonymous = caller(who);
+            let bearer = |c| Action::new(Rpc::GetBearer).credential(c);
+            assert!(p.authorize(&anonymous, &bearer("ordinary")).is_ok());
+            assert!(matches!(
+                p.authorize(&anonymous, &bearer("break-glass")),
+                Err(Error::PermissionDenied(_))
+            ));
+        }
+        // Item 3b: `anonymous` is plaintext loopback only.
+        let local_only = policy("version = 2\n[[rule]]\ncallers = [\"anonymous\"]\n");
+        let recommend = Action::new(Rpc::Recommend);
+        assert!(
+            local_only
+                .authorize(&caller(Identity::Anonymous), &recommend)
+                .is_ok()
+        );
+        assert!(matches!(
+            local_only.authorize(&caller(Identity::AnonymousTls), &recommend),
+            Err(Error::Unauthenticated(_))
+        ));
+        // An allow `*` names identified callers only.
+        let star = policy("version = 2\n[[rule]]\ncallers = [\"*\"]\n");
+        assert!(
+            star.authorize(&caller(Identity::Anonymous), &recommend)
+                .is_err()
+        );
+        assert!(star.authorize(&web(), &recommend).is_ok());
+    }
+
+    #[test]
+    fn scoped_admins_cannot_reload_and_see_only_their_credentials() {
+        // Issue 12 item 4.
+        let p = policy(
+            r#"
+            version = 2
+            [[rule]]
+            callers = ["uid:1000"]
+            admin = true
+            credentials = ["team-a-*"]
+        "#,
+        );
+        let admin = caller(Identity::Unix {
+            uid: 1000,
+            gid: 1000,
+        });
+        assert!(p.authorize(&admin, &Action::new(Rpc::ListCredentials)).is_ok());
+        assert!(matches!(
+            p.authorize(&admin, &Action::new(Rpc::ReloadPolicy)),
+            Err(Error::PermissionDenied(_))
+        ));
+        let listed = |name| p.permits(&admin, &Action::new(Rpc::ListCredentials).credential(name));
+        assert!(listed("team-a-key"));
+        assert!(!listed("team-b-key"));
+        let full = policy("version = 2\n[[rule]]\ncallers = [\"uid:1000\"]\nadmin = true\n");
+        assert!(full.authorize(&admin, &Action::new(Rpc::ReloadPolicy)).is_ok());
+    }
+
+    #[test]
+    fn every_applicable_limiter_is_charged_whatever_the_order() {
+        // Issue 12 item 5: only the first matching allow rule was charged.
+        for order in [[0, 1], [1, 0]] {
+            let rules = [
+                "[[rule]]\ncallers = [\"uid:*\"]\nrpcs = [\"Recommend\"]\n",
+                "[[rule]]\ncallers = [\"uid:1\"]\nrpcs = [\"Recommend\"]\nrate_limit = { per_second = 1, burst = 2 }\n",
+            ];
+            let text = format!("version = 2\n{}{}", rules[order[0]], rules[order[1]]);
+            let p = policy(&text);
+            let a = caller(Identity::Unix { uid: 1, gid: 1 });
+            let action = Action::new(Rpc::Recommend);
+            let codes: Vec<bool> = (0..4).map(|_| p.authorize(&a, &action).is_ok()).collect();
+            assert_eq!(codes, [true, true, false, false], "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_limited_per_source() {
+        let p = policy(
+            "version = 2\ndenial_rate_limit = { per_second = 1, burst = 3 }\n[[rule]]\ncallers = [\"uid:1\"]\nrpcs = [\"Recommend\"]\n",
+        );
+        let flooder = caller(Identity::Unix { uid: 2, gid: 2 });
+        let action = Action::new(Rpc::GetBearer).credential("x");
+        let outcomes: Vec<_> = (0..5)
+            .map(|_| match p.authorize(&flooder, &action) {
+                Err(Error::PermissionDenied(_)) => "denied",
+                Err(Error::ResourceExhausted(_)) => "limited",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            ["denied", "denied", "denied", "limited", "limited"]
+        );
+        let other = caller(Identity::Unix { uid: 3, gid: 3 });
+        assert!(matches!(
+            p.authorize(&other, &action),
+            Err(Error::PermissionDenied(_))
+        ));
+        let allowed = caller(Identity::Unix { uid: 1, gid: 1 });
+        assert!(p.authorize(&allowed, &Action::new(Rpc::Recommend)).is_ok());
+    }
+
+    #[test]
+    fn version_2_refuses_bare_names_and_version_1_warns() {
+        let file: PolicyFile =
+            toml::from_str("version = 2\n[[rule]]\ncallers = [\"web.acme.internal\"]\n")
+                .expect("parses");
+        let err = CompiledPolicy::compile(&file).err().expect("bare name");
+        assert!(
+            format!("{err:#}").contains("dns:web.acme.internal"),
+            "{err:#}"
+        );
+        let legacy = policy("[[rule]]\ncallers = [\"web.acme.internal\"]\nrpcs = [\"Recommend\"]\n[[rule]]\ncallers = [\"*\"]\neffect = \"deny\"\ncredentials = [\"x\"]\n");
+        assert_eq!(legacy.warnings().len(), 2, "{:?}", legacy.warnings());
+        let dns = cert(&[CertName::Dns("web.acme.internal".into())]);
+        assert!(legacy.authorize(&dns, &Action::new(Rpc::Recommend)).is_ok());
     }
 
     #[test]

@@ -2,24 +2,29 @@
 //! callers and actions: deny wins over any allow, a caller no rule names is
 //! refused, adding an allow never takes a permission away, adding a deny
 //! never grants one, and an allow covering an action covers every narrower
-//! action (fewer grants, a shorter lifetime).
+//! action (fewer grants, a shorter lifetime). Issue 12: over random
+//! identities from every namespace, no certificate name ever matches a
+//! `uid:`/`gid:`/`anonymous` pattern, and a deny `*` always wins.
 
 use proptest::prelude::*;
 
 use super::action::{Action, GrantKind, Rpc};
 use super::file::PolicyFile;
 use super::rules::CompiledPolicy;
-use crate::caller::{Caller, Identity, Transport};
+use crate::caller::{CertName, Caller, Identity, Source, Transport};
 use crate::error::Error;
 
-const CALLER_PATTERNS: [&str; 7] = [
+const CALLER_PATTERNS: [&str; 10] = [
     "uid:*",
     "uid:0",
     "gid:50",
     "spiffe://acme.org/*",
     "spiffe://acme.org/web/a",
+    "dns:*.acme.org",
+    "cn:web",
     "*",
     "anonymous",
+    "anonymous-tls",
 ];
 const CREDENTIALS: [&str; 3] = ["prod-video-1", "prod-voice-2", "dev-1"];
 const CREDENTIAL_PATTERNS: [&str; 4] = ["prod-*", "prod-video-1", "dev-*", "*"];
@@ -79,13 +84,35 @@ fn rule() -> impl Strategy<Value = String> {
 
 fn caller() -> impl Strategy<Value = Caller> {
     prop::sample::select(vec![
-        None,
-        Some(Identity::Unix { uid: 0, gid: 0 }),
-        Some(Identity::Unix { uid: 1000, gid: 50 }),
-        Some(Identity::Certificate("spiffe://acme.org/web/a".into())),
-        Some(Identity::Certificate("spiffe://evil.org/x".into())),
+        Identity::Anonymous,
+        Identity::AnonymousTls,
+        Identity::Unix { uid: 0, gid: 0 },
+        Identity::Unix { uid: 1000, gid: 50 },
+        Identity::Certificate(vec![CertName::Spiffe("spiffe://acme.org/web/a".into())]),
+        Identity::Certificate(vec![CertName::Spiffe("spiffe://evil.org/x".into())]),
+        Identity::Certificate(vec![
+            CertName::Dns("web.acme.org".into()),
+            CertName::Cn("web".into()),
+        ]),
     ])
-    .prop_map(|identity| Caller::new(Transport::Tls, identity, "prop".into()))
+    .prop_map(|identity| Caller::new(Transport::Tls, identity, "prop".into(), Source::Unknown))
+}
+
+/// A random certificate name in any of the certificate namespaces, its raw
+/// value drawn to look like other namespaces as often as not.
+fn cert_name() -> impl Strategy<Value = CertName> {
+    let raw = prop_oneof![
+        "(uid|gid|UID|Gid):[0-9]{1,5}",
+        "(anonymous|anonymous-tls|Anonymous)",
+        "(dns|cn|uri|spiffe):[a-z0-9.]{0,12}",
+        "[a-z0-9.*:/-]{1,24}",
+    ];
+    (0..4u8, raw).prop_map(|(kind, raw)| match kind {
+        0 => CertName::Spiffe(format!("spiffe://{raw}")),
+        1 => CertName::Uri(raw),
+        2 => CertName::Dns(raw),
+        _ => CertName::Cn(raw),
+    })
 }
 
 /// An action with owned parts (`Action` borrows).
@@ -149,8 +176,7 @@ proptest! {
     #[test]
     fn deny_wins_over_any_allow(rules in prop::collection::vec(rule(), 0..5), caller in caller(), act in act()) {
         let mut with_deny = rules.clone();
-        let names = if caller.identity.is_some() { "\"*\"" } else { "\"anonymous\"" };
-        with_deny.push(format!("[[rule]]\ncallers = [{names}]\neffect = \"deny\"\n"));
+        with_deny.push("[[rule]]\ncallers = [\"*\"]\neffect = \"deny\"\n".to_owned());
         prop_assert_eq!(decide(&with_deny, &caller, &act), "denied");
     }
 
@@ -160,15 +186,30 @@ proptest! {
     fn unnamed_callers_are_refused(rules in prop::collection::vec(rule(), 0..5), act in act()) {
         let stranger = Caller::new(
             Transport::Tls,
-            Some(Identity::Certificate("spiffe://stranger.net/z".into())),
+            Identity::Certificate(vec![CertName::Spiffe("spiffe://stranger.net/z".into())]),
             "prop".into(),
+            Source::Unknown,
         );
         let rules: Vec<String> = rules.into_iter().filter(|r| !r.contains("\"*\"") || !r.starts_with("[[rule]]\ncallers = [\"*\"")).collect();
         let rules: Vec<String> = rules.into_iter().filter(|r| !r.lines().nth(1).is_some_and(|l| l.contains("\"*\""))).collect();
         prop_assert_eq!(decide(&rules, &stranger, &act), "denied");
-        let anonymous = Caller::new(Transport::Tls, None, "prop".into());
+        let anonymous = Caller::new(Transport::Plaintext, Identity::Anonymous, "prop".into(), Source::Unknown);
         let rules: Vec<String> = rules.into_iter().filter(|r| !r.lines().nth(1).is_some_and(|l| l.contains("anonymous"))).collect();
         prop_assert_eq!(decide(&rules, &anonymous, &act), "unauthenticated");
+    }
+
+    /// A certificate is either refused at the transport or none of its
+    /// names matches a kernel or anonymous pattern, whatever its raw names.
+    #[test]
+    fn certificate_names_never_match_kernel_or_anonymous_patterns(names in prop::collection::vec(cert_name(), 1..4), act in act()) {
+        if names.iter().any(|n| n.refusal().is_some()) {
+            return Ok(());
+        }
+        let caller = Caller::new(Transport::Tls, Identity::Certificate(names), "prop".into(), Source::Unknown);
+        for pattern in ["uid:*", "gid:*", "uid:0", "anonymous", "anonymous-tls"] {
+            let rules = vec![format!("[[rule]]\ncallers = [{pattern:?}]\nadmin = true\n")];
+            prop_assert_ne!(decide(&rules, &caller, &act), "allow", "{} matched {:?}", pattern, caller.names());
+        }
     }
 
     /// Adding an allow rule never takes a permission away; adding a deny

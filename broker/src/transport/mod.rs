@@ -2,8 +2,10 @@
 //! merged into one stream of connections that each carry their [`Caller`].
 //!
 //! TLS handshakes run in their own tasks so a slow client never holds up the
-//! accept loop.
+//! accept loop. Every connection passes the [`limits::Gate`] at accept time
+//! and is closed after [`Limits::idle_timeout_seconds`] without a call.
 
+mod limits;
 mod spec;
 mod tls;
 
@@ -16,9 +18,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tonic::transport::server::Connected;
 
-pub use spec::{ListenerConfig, ListenerSpec, TlsSettings};
+pub use limits::{ActivityLayer, Limits};
+pub use spec::{ClientAuth, ListenerConfig, ListenerSpec, TlsSettings};
 
-use crate::caller::{Caller, Identity, Transport};
+use crate::caller::{Caller, Identity, Source, Transport};
+use limits::{Activity, Gate, IdleTimer, Permit};
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
@@ -26,17 +30,39 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// An accepted connection and who is on the other end.
 pub struct Conn {
     io: Box<dyn Io>,
-    caller: Arc<Caller>,
+    peer: PeerInfo,
+    idle: IdleTimer,
+    _permit: Permit,
 }
 
 /// What tonic puts in each request's extensions for this connection.
 #[derive(Clone, Debug)]
-pub struct PeerInfo(pub Arc<Caller>);
+pub struct PeerInfo {
+    /// Who is calling.
+    pub caller: Arc<Caller>,
+    /// Calls in flight on the connection, for its idle timeout.
+    activity: Arc<Activity>,
+}
+
+impl Conn {
+    fn new(io: Box<dyn Io>, caller: Caller, permit: Permit, limits: &Limits) -> Self {
+        let activity = Activity::new();
+        Conn {
+            io,
+            idle: IdleTimer::new(Arc::clone(&activity), limits.idle_timeout()),
+            peer: PeerInfo {
+                caller: Arc::new(caller),
+                activity,
+            },
+            _permit: permit,
+        }
+    }
+}
 
 impl Connected for Conn {
     type ConnectInfo = PeerInfo;
     fn connect_info(&self) -> PeerInfo {
-        PeerInfo(Arc::clone(&self.caller))
+        self.peer.clone()
     }
 }
 
@@ -46,6 +72,11 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // An idle connection reads as closed: the server then drops it.
+        if self.idle.poll_expired(cx).is_ready() {
+            tracing::debug!(peer = %self.peer.caller.peer, "closing an idle connection");
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
@@ -114,99 +145,139 @@ pub async fn bind_all(specs: &[ListenerSpec]) -> anyhow::Result<Vec<Bound>> {
     Ok(bound)
 }
 
-/// Accepts on every listener and yields connections with their callers.
-pub fn incoming(listeners: Vec<Bound>) -> tokio_stream::wrappers::ReceiverStream<io::Result<Conn>> {
+/// Accepts on every listener and yields connections with their callers,
+/// within `limits`.
+pub fn incoming(
+    listeners: Vec<Bound>,
+    limits: Limits,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = mpsc::channel(256);
+    let gate = Gate::new(limits);
     for listener in listeners {
-        let tx = tx.clone();
-        tokio::spawn(accept_loop(listener, tx));
+        tokio::spawn(accept_loop(listener, tx.clone(), Arc::clone(&gate), limits));
     }
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-async fn accept_loop(listener: Bound, tx: mpsc::Sender<io::Result<Conn>>) {
+/// Takes a slot for `source`, or logs and counts why not (the caller then
+/// drops the stream, closing the connection).
+fn admit(gate: &Arc<Gate>, source: &Source) -> Option<Permit> {
+    match gate.admit(source) {
+        Ok(permit) => Some(permit),
+        Err(refusal) => {
+            metrics::counter!("twilio_broker_connections_refused_total", "reason" => refusal.as_str())
+                .increment(1);
+            tracing::debug!(%source, reason = refusal.as_str(), "connection refused");
+            None
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: Bound,
+    tx: mpsc::Sender<io::Result<Conn>>,
+    gate: Arc<Gate>,
+    limits: Limits,
+) {
     loop {
-        let conn = match &listener {
-            Bound::Plaintext(l) => match l.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    Some(Conn {
-                        io: Box::new(stream),
-                        caller: Arc::new(Caller::new(Transport::Plaintext, None, addr.to_string())),
-                    })
+        let accepted = match &listener {
+            Bound::Plaintext(l) => l.accept().await.map(|(stream, addr)| {
+                let _ = stream.set_nodelay(true);
+                let source = Source::Ip(addr.ip());
+                admit(&gate, &source).map(|permit| {
+                    let caller = Caller::new(
+                        Transport::Plaintext,
+                        Identity::Anonymous,
+                        addr.to_string(),
+                        source,
+                    );
+                    Conn::new(Box::new(stream), caller, permit, &limits)
+                })
+            }),
+            Bound::Unix(l, path) => l.accept().await.map(|(stream, _)| {
+                let peer = format!("unix:{}", path.display());
+                match stream.peer_cred() {
+                    Ok(cred) => {
+                        let source = Source::Uid(cred.uid());
+                        admit(&gate, &source).map(|permit| {
+                            let identity = Identity::Unix {
+                                uid: cred.uid(),
+                                gid: cred.gid(),
+                            };
+                            let caller = Caller::new(Transport::Unix, identity, peer, source);
+                            Conn::new(Box::new(stream), caller, permit, &limits)
+                        })
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "no peer credentials on a Unix connection; closing it");
+                        None
+                    }
                 }
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    None
+            }),
+            Bound::Tls(l, acceptor) => l.accept().await.map(|(stream, addr)| {
+                let _ = stream.set_nodelay(true);
+                let source = Source::Ip(addr.ip());
+                // The slot is taken before the handshake, which runs in its
+                // own task so that a slow client never holds up this loop.
+                if let Some(permit) = admit(&gate, &source) {
+                    tokio::spawn(handshake(
+                        acceptor.clone(),
+                        stream,
+                        addr,
+                        source,
+                        permit,
+                        limits,
+                        tx.clone(),
+                    ));
                 }
-            },
-            Bound::Unix(l, path) => match l.accept().await {
-                Ok((stream, _)) => {
-                    let identity = stream.peer_cred().ok().map(|cred| Identity::Unix {
-                        uid: cred.uid(),
-                        gid: cred.gid(),
-                    });
-                    Some(Conn {
-                        io: Box::new(stream),
-                        caller: Arc::new(Caller::new(
-                            Transport::Unix,
-                            identity,
-                            format!("unix:{}", path.display()),
-                        )),
-                    })
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    None
-                }
-            },
-            Bound::Tls(l, acceptor) => match l.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    let acceptor = acceptor.clone();
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let handshake = tokio::time::timeout(
-                            std::time::Duration::from_secs(10),
-                            acceptor.accept(stream),
-                        )
-                        .await;
-                        match handshake {
-                            Ok(Ok(tls)) => {
-                                let identity = tls::client_identity(tls.get_ref().1);
-                                let conn = Conn {
-                                    io: Box::new(tls),
-                                    caller: Arc::new(Caller::new(
-                                        Transport::Tls,
-                                        identity,
-                                        addr.to_string(),
-                                    )),
-                                };
-                                let _ = tx.send(Ok(conn)).await;
-                            }
-                            Ok(Err(err)) => {
-                                tracing::debug!(peer = %addr, %err, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
-                        }
-                    });
-                    None
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    None
-                }
-            },
+                None
+            }),
         };
-        match conn {
-            Some(conn) => {
+        match accepted {
+            Ok(Some(conn)) => {
                 if tx.send(Ok(conn)).await.is_err() {
                     return;
                 }
             }
-            // An accept error (e.g. out of file descriptors) must not spin.
-            None if tx.is_closed() => return,
-            None => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            Ok(None) if tx.is_closed() => return,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(%err, "accept failed");
+                if tx.is_closed() {
+                    return;
+                }
+                // An accept error (e.g. out of file descriptors) must not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
+    }
+}
+
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    source: Source,
+    permit: Permit,
+    limits: Limits,
+    tx: mpsc::Sender<io::Result<Conn>>,
+) {
+    let timeout = std::time::Duration::from_secs(limits.handshake_timeout_seconds);
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let caller = match tls::client_identity(tls.get_ref().1) {
+                Ok(identity) => Caller::new(Transport::Tls, identity, addr.to_string(), source),
+                Err(reason) => {
+                    let reason = format!("client certificate refused: {reason}");
+                    tracing::warn!(peer = %addr, %reason);
+                    Caller::refused(Transport::Tls, addr.to_string(), source, reason)
+                }
+            };
+            let _ = tx
+                .send(Ok(Conn::new(Box::new(tls), caller, permit, &limits)))
+                .await;
+        }
+        Ok(Err(err)) => tracing::debug!(peer = %addr, %err, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
     }
 }

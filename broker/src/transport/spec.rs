@@ -20,6 +20,24 @@ pub struct TlsSettings {
     /// a certificate signed by it (mutual TLS).
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `"required"` (the default) refuses a handshake
+    /// without a client certificate; `"optional"` serves such clients as
+    /// `anonymous-tls`, a principal no `anonymous` rule matches.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Whether a TLS listener with a client CA requires a client certificate.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No certificate, no connection (the default).
+    #[default]
+    Required,
+    /// Clients without a certificate connect as `anonymous-tls`.
+    Optional,
 }
 
 /// One listener.
@@ -98,6 +116,15 @@ impl ListenerSpec {
     /// `dev` every TCP listener on loopback.
     pub fn check(&self, dev: bool) -> anyhow::Result<()> {
         if let ListenerSpec::Tcp { addr, tls } = self {
+            if let Some(settings) = tls
+                && settings.client_auth.is_some()
+                && settings.client_ca.is_none()
+            {
+                anyhow::bail!(
+                    "listener {addr}: client_auth needs client_ca (the CA that signs client \
+                     certificates); without client_ca every TLS caller is anonymous-tls"
+                );
+            }
             if tls.is_none() && !addr.ip().is_loopback() {
                 anyhow::bail!(
                     "refusing to serve plaintext gRPC on {addr}: only loopback addresses \
@@ -177,6 +204,7 @@ mod tests {
             cert: "c".into(),
             key: "k".into(),
             client_ca: None,
+            client_auth: None,
         };
         let open_tls = ListenerSpec::parse("0.0.0.0:50051", Some(tls), None).expect("tls");
         assert!(open_tls.check(false).is_ok());

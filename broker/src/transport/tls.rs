@@ -7,10 +7,11 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
-use super::TlsSettings;
-use crate::caller::Identity;
+use super::{ClientAuth, TlsSettings};
+use crate::caller::{CertName, Identity};
 
-/// A TLS acceptor from PEM files; with `client_ca`, client certificates are required.
+/// A TLS acceptor from PEM files; with `client_ca`, client certificates are
+/// required unless the listener opts out with `client_auth = "optional"`.
 pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&settings.cert)
         .with_context(|| format!("cannot read certificate {}", settings.cert.display()))?
@@ -31,13 +32,16 @@ pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAccep
                     .add(cert.with_context(|| format!("bad PEM in {}", ca.display()))?)
                     .with_context(|| format!("bad CA certificate in {}", ca.display()))?;
             }
-            // Clients without a certificate still connect, with no identity, so
-            // that the policy answers UNAUTHENTICATED instead of a bare
-            // handshake failure. A certificate that is presented must verify.
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .context("cannot build the client certificate verifier")?;
+            // A certificate that is presented must always verify. Without one,
+            // the handshake fails unless the listener opted out, in which case
+            // the caller is `anonymous-tls` (never `anonymous`).
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match settings.client_auth.unwrap_or_default() {
+                ClientAuth::Required => verifier,
+                ClientAuth::Optional => verifier.allow_unauthenticated(),
+            }
+            .build()
+            .context("cannot build the client certificate verifier")?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -49,35 +53,53 @@ pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAccep
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The identity in a verified client certificate: URI SAN (e.g. a SPIFFE id),
-/// else the first DNS SAN, else the subject CN.
-pub fn client_identity(connection: &rustls::ServerConnection) -> Option<Identity> {
-    let cert = connection.peer_certificates()?.first()?;
-    identity_from_der(cert.as_ref())
+/// The identity of a TLS client: every name of its verified certificate
+/// (see [`Identity::Certificate`] for the order), or `anonymous-tls` without
+/// one. `Err` names why a certificate is refused.
+pub fn client_identity(connection: &rustls::ServerConnection) -> Result<Identity, String> {
+    match connection.peer_certificates().and_then(|c| c.first()) {
+        None => Ok(Identity::AnonymousTls),
+        Some(cert) => identity_from_der(cert.as_ref()),
+    }
 }
 
-fn identity_from_der(der: &[u8]) -> Option<Identity> {
+fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| "its certificate could not be parsed".to_owned())?;
+    let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
-        let names = &san.value.general_names;
-        let uri = names.iter().find_map(|n| match n {
-            GeneralName::URI(uri) => Some(*uri),
-            _ => None,
-        });
-        let dns = names.iter().find_map(|n| match n {
-            GeneralName::DNSName(dns) => Some(*dns),
-            _ => None,
-        });
-        if let Some(name) = uri.or(dns) {
-            return Some(Identity::Certificate(name.to_owned()));
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => {
+                    names.push(CertName::Spiffe((*uri).to_owned()))
+                }
+                GeneralName::URI(uri) => names.push(CertName::Uri((*uri).to_owned())),
+                GeneralName::DNSName(dns) => names.push(CertName::Dns((*dns).to_owned())),
+                _ => {}
+            }
         }
     }
-    cert.subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(|cn| Identity::Certificate(cn.to_owned()))
+    for cn in cert.subject().iter_common_name() {
+        let cn = cn
+            .as_str()
+            .map_err(|_| "its subject CN is not a string".to_owned())?;
+        names.push(CertName::Cn(cn.to_owned()));
+    }
+    // Stable order: SPIFFE, other URIs, DNS, CN (each in certificate order).
+    names.sort_by_key(|n| match n {
+        CertName::Spiffe(_) => 0,
+        CertName::Uri(_) => 1,
+        CertName::Dns(_) => 2,
+        CertName::Cn(_) => 3,
+    });
+    if names.is_empty() {
+        return Err("its certificate carries no URI SAN, DNS SAN or CN".to_owned());
+    }
+    if let Some(reason) = names.iter().find_map(CertName::refusal) {
+        return Err(reason);
+    }
+    Ok(Identity::Certificate(names))
 }
 
 #[cfg(test)]
@@ -95,21 +117,45 @@ mod tests {
     }
 
     #[test]
-    fn uri_san_then_dns_san_then_cn() {
+    fn every_name_is_typed_spiffe_first() {
         let spiffe = rcgen::SanType::URI("spiffe://acme.org/web".try_into().expect("uri"));
         let dns = rcgen::SanType::DnsName("web.acme.internal".try_into().expect("dns"));
         let both = cert(vec![dns.clone(), spiffe], "web-cn");
         assert_eq!(
-            identity_from_der(&both),
-            Some(Identity::Certificate("spiffe://acme.org/web".into()))
+            identity_from_der(&both).expect("accepted").names(),
+            [
+                "spiffe://acme.org/web",
+                "dns:web.acme.internal",
+                "cn:web-cn"
+            ]
         );
         assert_eq!(
-            identity_from_der(&cert(vec![dns], "web-cn")),
-            Some(Identity::Certificate("web.acme.internal".into()))
+            identity_from_der(&cert(vec![dns], "web-cn"))
+                .expect("accepted")
+                .names(),
+            ["dns:web.acme.internal", "cn:web-cn"]
         );
         assert_eq!(
-            identity_from_der(&cert(vec![], "web-cn")),
-            Some(Identity::Certificate("web-cn".into()))
+            identity_from_der(&cert(vec![], "web-cn"))
+                .expect("accepted")
+                .names(),
+            ["cn:web-cn"]
         );
+    }
+
+    #[test]
+    fn certificates_posing_as_kernel_or_anonymous_identities_are_refused() {
+        let uri = |u: &str| rcgen::SanType::URI(u.try_into().expect("uri"));
+        let dns = |d: &str| rcgen::SanType::DnsName(d.try_into().expect("dns"));
+        for (sans, cn) in [
+            (vec![], "uid:0"),
+            (vec![uri("uid:0")], "web"),
+            (vec![dns("gid:0")], "web"),
+            (vec![], "anonymous"),
+            (vec![dns("web.acme")], "anonymous-tls"),
+        ] {
+            let refused = identity_from_der(&cert(sans.clone(), cn));
+            assert!(refused.is_err(), "{sans:?} {cn}: {refused:?}");
+        }
     }
 }
