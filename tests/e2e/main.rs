@@ -25,4 +25,5 @@ mod recommend;
 mod resilience;
 mod service;
 mod slow;
+mod trust;
 mod webhook;

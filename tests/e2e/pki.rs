@@ -60,6 +60,16 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A client certificate with exactly these SANs and CN; (cert PEM, key PEM).
+    pub fn client_with(&self, sans: Vec<SanType>, cn: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// `serve` arguments for a TLS listener on 127.0.0.1:0 requiring this CA.
     pub fn serve_args(&self) -> Vec<String> {
         vec![
