@@ -120,14 +120,21 @@ grants = ["playback"]
         video: Some(pb::VideoGrant::default()),
         ..Default::default()
     };
-    assert_eq!(code(broker.mint_access_token(video.clone()).await), Code::Ok);
+    assert_eq!(
+        code(broker.mint_access_token(video.clone()).await),
+        Code::Ok
+    );
     let smuggled = pb::MintAccessTokenRequest {
         playback_json: r#"{"requestCredentials":null,"playbackUrl":"https://x","playerStreamerSid":"VJ0123456789abcdef0123456789abcdef"}"#.into(),
         ..video.clone()
     };
     let denied = broker.mint_access_token(smuggled).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
-    assert!(denied.message().contains("playback"), "{}", denied.message());
+    assert!(
+        denied.message().contains("playback"),
+        "{}",
+        denied.message()
+    );
 
     let events = audit_lines(&g.audit);
     let last = events.last().unwrap();
@@ -423,11 +430,11 @@ async fn channel_from(addr: &str, source: &str) -> Channel {
 async fn rate_limits_are_order_free_and_refusals_are_limited_per_source() {
     let me = uid();
     for (first, second) in [("open", "limited"), ("limited", "open")] {
-        let rule = |which: &str| match which {
+        let rule = |which: &str| {
+            match which {
             "open" => format!("[[rule]]\ncallers = [\"uid:{me}\"]\nrpcs = [\"Recommend\"]\n"),
-            _ => format!(
-                "[[rule]]\ncallers = [\"uid:*\"]\nrpcs = [\"Recommend\"]\nrate_limit = {{ per_second = 1, burst = 2 }}\n"
-            ),
+            _ => "[[rule]]\ncallers = [\"uid:*\"]\nrpcs = [\"Recommend\"]\nrate_limit = { per_second = 1, burst = 2 }\n".to_owned(),
+        }
         };
         let g = start(
             &format!("version = 2\n{}\n{}", rule(first), rule(second)),
@@ -437,7 +444,9 @@ async fn rate_limits_are_order_free_and_refusals_are_limited_per_source() {
         let mut client = BrokerClient::new(uds_channel(&g.socket).await);
         let mut codes = Vec::new();
         for _ in 0..5 {
-            codes.push(code(client.recommend(pb::RecommendRequest::default()).await));
+            codes.push(code(
+                client.recommend(pb::RecommendRequest::default()).await,
+            ));
         }
         assert!(
             codes.contains(&Code::ResourceExhausted),
@@ -486,7 +495,10 @@ async fn oversized_fields_cannot_amplify_into_the_audit_trail() {
         assert!(status.message().len() < 1024, "the answer echoes the name");
     }
     let grown = std::fs::metadata(&g.audit).unwrap().len() - before;
-    assert!(grown < 3 * 2048, "{grown} bytes of audit for 3 refused calls");
+    assert!(
+        grown < 3 * 2048,
+        "{grown} bytes of audit for 3 refused calls"
+    );
     let events = audit_lines(&g.audit);
     let last = events.last().unwrap();
     let credential = last["credential"].as_str().unwrap();
@@ -554,7 +566,10 @@ async fn grant_json_is_capped() {
             status.message()
         );
     }
-    assert_eq!(code(client.mint_access_token(mint(object(200))).await), Code::Ok);
+    assert_eq!(
+        code(client.mint_access_token(mint(object(200))).await),
+        Code::Ok
+    );
 }
 
 /// Opens a raw HTTP/2 connection (no gRPC client) to `addr`.
@@ -566,9 +581,7 @@ async fn raw_h2(
     tokio::task::JoinHandle<Result<(), h2::Error>>,
 )> {
     let socket = tokio::net::TcpSocket::new_v4().ok()?;
-    socket
-        .bind(format!("{source}:0").parse().unwrap())
-        .ok()?;
+    socket.bind(format!("{source}:0").parse().unwrap()).ok()?;
     let stream = socket.connect(addr.parse().unwrap()).await.ok()?;
     let (send, mut connection) = h2::client::handshake(stream).await.ok()?;
     let mut ping = connection.ping_pong()?;
@@ -628,13 +641,14 @@ async fn http2_and_connection_limits_protect_other_callers() {
     let refused = raw_h2(&addr, "127.0.0.1").await;
     let refused_served = match refused {
         None => false,
-        Some((send, _)) => {
-            tokio::time::timeout(Duration::from_secs(2), send.ready())
-                .await
-                .is_ok_and(|r| r.is_ok())
-        }
+        Some((send, _)) => tokio::time::timeout(Duration::from_secs(2), send.ready())
+            .await
+            .is_ok_and(|r| r.is_ok()),
     };
-    assert!(!refused_served, "a 9th connection from one source was served");
+    assert!(
+        !refused_served,
+        "a 9th connection from one source was served"
+    );
     let mut other = BrokerClient::new(channel_from(&addr, "127.0.0.2").await);
     let served = other.recommend(pb::RecommendRequest::default()).await;
     assert_eq!(

@@ -78,12 +78,6 @@ impl TokenRequest {
                 ),
             ));
         }
-        if self.identity.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "identity",
-                "holds control characters; use printable text such as a user id or e-mail address",
-            ));
-        }
         if self.ttl_seconds > MAX_TTL_SECONDS {
             return Err(Error::invalid(
                 "ttl_seconds",

@@ -276,8 +276,8 @@ impl Rule {
     /// that acts on every credential at once (ReloadPolicy) needs a rule
     /// with no credential limit.
     fn covers(&self, action: &Action<'_>) -> bool {
-        let unscoped_ok = !action.rpc.is_some_and(Rpc::acts_on_every_credential)
-            || self.credentials.is_any();
+        let unscoped_ok =
+            !action.rpc.is_some_and(Rpc::acts_on_every_credential) || self.credentials.is_any();
         unscoped_ok
             && self.covers_rpc(action.rpc)
             && action
@@ -645,7 +645,10 @@ mod tests {
             );
         }
         let root = caller(Identity::Unix { uid: 0, gid: 0 });
-        assert!(p.authorize(&root, &Action::new(Rpc::ListCredentials)).is_ok());
+        assert!(
+            p.authorize(&root, &Action::new(Rpc::ListCredentials))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -738,7 +741,10 @@ mod tests {
             uid: 1000,
             gid: 1000,
         });
-        assert!(p.authorize(&admin, &Action::new(Rpc::ListCredentials)).is_ok());
+        assert!(
+            p.authorize(&admin, &Action::new(Rpc::ListCredentials))
+                .is_ok()
+        );
         assert!(matches!(
             p.authorize(&admin, &Action::new(Rpc::ReloadPolicy)),
             Err(Error::PermissionDenied(_))
@@ -747,7 +753,10 @@ mod tests {
         assert!(listed("team-a-key"));
         assert!(!listed("team-b-key"));
         let full = policy("version = 2\n[[rule]]\ncallers = [\"uid:1000\"]\nadmin = true\n");
-        assert!(full.authorize(&admin, &Action::new(Rpc::ReloadPolicy)).is_ok());
+        assert!(
+            full.authorize(&admin, &Action::new(Rpc::ReloadPolicy))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -804,10 +813,26 @@ mod tests {
             format!("{err:#}").contains("dns:web.acme.internal"),
             "{err:#}"
         );
-        let legacy = policy("[[rule]]\ncallers = [\"web.acme.internal\"]\nrpcs = [\"Recommend\"]\n[[rule]]\ncallers = [\"*\"]\neffect = \"deny\"\ncredentials = [\"x\"]\n");
+        let legacy = policy(
+            "[[rule]]\ncallers = [\"web.acme.internal\"]\nrpcs = [\"Recommend\"]\n[[rule]]\ncallers = [\"*\"]\neffect = \"deny\"\ncredentials = [\"x\"]\n",
+        );
         assert_eq!(legacy.warnings().len(), 2, "{:?}", legacy.warnings());
         let dns = cert(&[CertName::Dns("web.acme.internal".into())]);
         assert!(legacy.authorize(&dns, &Action::new(Rpc::Recommend)).is_ok());
+    }
+
+    #[test]
+    fn the_example_policy_is_current_and_clean() {
+        let example = policy(include_str!("../../../policy.example.toml"));
+        assert!(example.warnings().is_empty(), "{:?}", example.warnings());
+        assert!(example.anonymous_allow_rules().is_empty());
+        // Its break-glass deny covers anonymous callers too.
+        let anonymous = caller(Identity::Anonymous);
+        let action = Action::new(Rpc::GetBearer).credential("break-glass-1");
+        assert!(matches!(
+            example.authorize(&anonymous, &action),
+            Err(Error::PermissionDenied(_))
+        ));
     }
 
     #[test]

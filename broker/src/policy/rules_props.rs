@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use super::action::{Action, GrantKind, Rpc};
 use super::file::PolicyFile;
 use super::rules::CompiledPolicy;
-use crate::caller::{CertName, Caller, Identity, Source, Transport};
+use crate::caller::{Caller, CertName, Identity, Source, Transport};
 use crate::error::Error;
 
 const CALLER_PATTERNS: [&str; 10] = [

@@ -73,7 +73,10 @@ impl Limits {
                 u64::from(self.max_connections_per_source),
             ),
             ("idle_timeout_seconds", self.idle_timeout_seconds),
-            ("max_concurrent_streams", u64::from(self.max_concurrent_streams)),
+            (
+                "max_concurrent_streams",
+                u64::from(self.max_concurrent_streams),
+            ),
             ("max_request_bytes", self.max_request_bytes as u64),
             ("handshake_timeout_seconds", self.handshake_timeout_seconds),
         ] {

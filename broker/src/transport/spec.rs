@@ -28,9 +28,7 @@ pub struct TlsSettings {
 }
 
 /// Whether a TLS listener with a client CA requires a client certificate.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// No certificate, no connection (the default).
