@@ -1,11 +1,16 @@
 //! The master key that seals every record: where it comes from and how it is
 //! identified.
 //!
-//! **Invariant:** the key never lives in the data directory. It comes from
+//! **Invariants:** the key never lives in the data directory. It comes from
 //! `TWILIO_BROKER_MASTER_KEY` (base64 of 32 random bytes),
-//! `TWILIO_BROKER_MASTER_KEY_FILE`, or, with `--dev` only, a throw-away key.
+//! `TWILIO_BROKER_MASTER_KEY_FILE` (a file no group or other may read), or,
+//! with `--dev` only, a throw-away key. The variable is taken out of the
+//! process's environment block before any thread starts
+//! ([`take_from_environment`]), and the key's bytes are locked in RAM
+//! (never swapped) where the system allows it.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,11 +20,42 @@ use zeroize::{Zeroize, Zeroizing};
 /// Length of a master key in bytes.
 pub const KEY_LEN: usize = 32;
 
-/// A 256-bit master key. Prints as its key id only; zeroized on drop.
+/// The variable holding the key inline.
+pub const ENV_VAR: &str = "TWILIO_BROKER_MASTER_KEY";
+
+/// A 256-bit master key. Prints as its key id only; zeroized on drop;
+/// clones share one copy of the bytes, locked in RAM when possible.
 #[derive(Clone)]
 pub struct MasterKey {
-    bytes: Zeroizing<[u8; KEY_LEN]>,
+    bytes: Arc<KeyBytes>,
     id: KeyId,
+}
+
+/// The key's bytes at a fixed address, locked in RAM while they live.
+struct KeyBytes {
+    bytes: Box<Zeroizing<[u8; KEY_LEN]>>,
+    _locked: Option<twilio_broker_system::Locked>,
+}
+
+static FROM_ENVIRONMENT: OnceLock<Option<Zeroizing<String>>> = OnceLock::new();
+
+/// Takes [`ENV_VAR`] out of the environment: its bytes in the process's
+/// original environment block (`/proc/PID/environ`) are overwritten and it is
+/// removed, so neither other processes nor children see it; the value is
+/// kept for [`env_value`]. Call first thing in `main`, before any thread.
+pub fn take_from_environment() -> std::io::Result<()> {
+    let value = twilio_broker_system::take_env_secret(ENV_VAR)?;
+    let _ = FROM_ENVIRONMENT.set(value);
+    Ok(())
+}
+
+/// The value [`ENV_VAR`] had: as taken by [`take_from_environment`], or
+/// read now when it was not taken (library use, tests).
+pub fn env_value() -> Option<Zeroizing<String>> {
+    match FROM_ENVIRONMENT.get() {
+        Some(taken) => taken.clone(),
+        None => std::env::var(ENV_VAR).ok().map(Zeroizing::new),
+    }
 }
 
 /// A public fingerprint of a master key (first 8 bytes of a domain-separated
@@ -67,6 +103,17 @@ pub enum MasterKeyError {
         /// Where it came from (a variable name or file path).
         source_name: String,
     },
+    /// The key file may be read by its group or others.
+    #[error(
+        "the master key file {path} has mode {mode:04o}: its group or others may open it; \
+         run `chmod 600 {path}` (owned by the broker's user)"
+    )]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The key file could not be read.
     #[error("cannot read the master key file {path}: {error}")]
     Unreadable {
@@ -81,8 +128,19 @@ impl MasterKey {
     /// Wraps raw key bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         let id = key_id(&bytes);
+        let bytes = Box::new(Zeroizing::new(bytes));
+        let locked = match twilio_broker_system::lock_in_ram(bytes.as_slice()) {
+            Ok(locked) => Some(locked),
+            Err(err) => {
+                tracing::debug!(%err, "cannot lock the master key in RAM (RLIMIT_MEMLOCK?)");
+                None
+            }
+        };
         MasterKey {
-            bytes: Zeroizing::new(bytes),
+            bytes: Arc::new(KeyBytes {
+                bytes,
+                _locked: locked,
+            }),
             id,
         }
     }
@@ -106,8 +164,19 @@ impl MasterKey {
         Ok(Self::from_bytes(bytes))
     }
 
-    /// Reads a key file holding base64 text.
+    /// Reads a key file holding base64 text; a file that its group or
+    /// others may read (or write) is refused.
     pub fn from_file(path: &Path) -> Result<Self, MasterKeyError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(MasterKeyError::Exposed {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+        }
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
             MasterKeyError::Unreadable {
                 path: path.display().to_string(),
@@ -133,12 +202,12 @@ impl MasterKey {
 
     /// Base64 text of the key, for `keygen` only.
     pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(BASE64.encode(self.bytes.as_slice()))
+        Zeroizing::new(BASE64.encode(self.bytes.bytes.as_slice()))
     }
 
     /// The raw key, for the AEAD in `store::seal` only.
     pub(crate) fn expose(&self) -> &[u8; KEY_LEN] {
-        &self.bytes
+        &self.bytes.bytes
     }
 
     /// The public fingerprint of this key.

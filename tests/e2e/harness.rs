@@ -54,6 +54,8 @@ pub struct Options {
     pub keep: Option<Arc<tempfile::TempDir>>,
     /// Pass `--dev` (allow-all policy unless `--policy` is given). Default true.
     pub dev: bool,
+    /// Run the daemon as this uid (and gid); the test runs as root then.
+    pub run_as: Option<u32>,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             env: Vec::new(),
             keep: None,
             dev: true,
+            run_as: None,
         }
     }
 }
@@ -137,6 +140,10 @@ impl Broker {
         for (k, v) in &options.env {
             command.env(k, v);
         }
+        if let Some(id) = options.run_as {
+            use std::os::unix::process::CommandExt as _;
+            command.uid(id).gid(id);
+        }
         let mut child = command.spawn().expect("spawn twilio-broker");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -191,6 +198,7 @@ impl Broker {
             env: Vec::new(),
             keep: self._temp.clone(),
             dev: true,
+            run_as: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod clients;
 mod contract;
 mod doctor;
 mod durability;
+mod hardening;
 mod harness;
 mod mint;
 #[allow(dead_code)]

@@ -70,6 +70,43 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A client certificate with a URI SAN and a chosen serial number.
+    pub fn client_with_serial(&self, uri: &str, serial: u64) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.try_into().unwrap()));
+        params.distinguished_name.push(DnType::CommonName, "client");
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A CRL of this CA revoking `serials`, written to a file.
+    pub fn crl(&self, serials: &[u64]) -> PathBuf {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: rcgen::date_time_ymd(2024, 1, 2),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.ca).unwrap();
+        let path = self.ca_cert.with_file_name("clients.crl.pem");
+        std::fs::write(&path, crl.pem().unwrap()).unwrap();
+        path
+    }
+
     /// `serve` arguments for a TLS listener on 127.0.0.1:0 requiring this CA.
     pub fn serve_args(&self) -> Vec<String> {
         vec![

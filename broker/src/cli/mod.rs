@@ -61,7 +61,18 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // Before any thread starts: the master key leaves the environment block,
+    // and the process refuses core dumps and ptrace.
+    if let Err(err) = crate::master_key::take_from_environment() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_))
+        && let Err(err) = twilio_broker_system::refuse_core_dumps()
+    {
+        eprintln!("warning: cannot refuse core dumps: {err}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

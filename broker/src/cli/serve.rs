@@ -37,6 +37,10 @@ pub struct Args {
     /// certificate; `optional` serves them as `anonymous-tls`.
     #[arg(long, value_enum, requires = "tls_client_ca")]
     tls_client_auth: Option<crate::transport::ClientAuth>,
+    /// With --tls-client-ca: PEM certificate revocation lists; a revoked
+    /// client certificate fails the handshake.
+    #[arg(long, requires = "tls_client_ca", env = "TWILIO_BROKER_TLS_CRL")]
+    tls_crl: Option<PathBuf>,
     /// Caller policy file (TOML). Required unless --dev.
     #[arg(long, env = "TWILIO_BROKER_POLICY")]
     policy: Option<PathBuf>,
@@ -65,9 +69,8 @@ pub struct Args {
 /// The master key from TWILIO_BROKER_MASTER_KEY / TWILIO_BROKER_MASTER_KEY_FILE,
 /// else from the config's `master_key_file`.
 pub fn master_key_from_env(config_file: Option<&Path>) -> anyhow::Result<Option<MasterKey>> {
-    let inline = std::env::var("TWILIO_BROKER_MASTER_KEY").ok();
+    let inline = crate::master_key::env_value();
     let file = std::env::var_os("TWILIO_BROKER_MASTER_KEY_FILE").map(PathBuf::from);
-    let inline = inline.map(zeroize::Zeroizing::new);
     let from_env =
         MasterKey::from_env_values(inline.as_deref().map(String::as_str), file.as_deref())?;
     match (from_env, config_file) {
@@ -201,6 +204,7 @@ fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<Listener
                 key: key.clone(),
                 client_ca: args.tls_client_ca.clone(),
                 client_auth: args.tls_client_auth,
+                crl: args.tls_crl.clone(),
             }),
             _ => None,
         };

@@ -25,6 +25,10 @@ pub struct TlsSettings {
     /// `anonymous-tls`, a principal no `anonymous` rule matches.
     #[serde(default)]
     pub client_auth: Option<ClientAuth>,
+    /// PEM certificate revocation lists of the client CA: a revoked client
+    /// certificate fails the handshake. Read at start-up.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 /// Whether a TLS listener with a client CA requires a client certificate.
@@ -115,12 +119,12 @@ impl ListenerSpec {
     pub fn check(&self, dev: bool) -> anyhow::Result<()> {
         if let ListenerSpec::Tcp { addr, tls } = self {
             if let Some(settings) = tls
-                && settings.client_auth.is_some()
+                && (settings.client_auth.is_some() || settings.crl.is_some())
                 && settings.client_ca.is_none()
             {
                 anyhow::bail!(
-                    "listener {addr}: client_auth needs client_ca (the CA that signs client \
-                     certificates); without client_ca every TLS caller is anonymous-tls"
+                    "listener {addr}: client_auth and crl need client_ca (the CA that signs \
+                     client certificates); without client_ca every TLS caller is anonymous-tls"
                 );
             }
             if tls.is_none() && !addr.ip().is_loopback() {
@@ -161,9 +165,19 @@ impl ListenerSpec {
     }
 }
 
+/// Binds a Unix socket with no window in which it is more open than `mode`
+/// (created under a umask that leaves exactly `mode`), replacing only a
+/// stale *socket*: a live socket, or any other kind of file, is refused.
 async fn bind_unix(path: &std::path::Path, mode: u32) -> anyhow::Result<Bound> {
-    use std::os::unix::fs::PermissionsExt as _;
-    if path.exists() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "{} exists and is not a socket; refusing to replace it (remove it yourself \
+                 if it is yours, or choose another path)",
+                path.display()
+            );
+        }
         // A socket left by a crashed broker is removed; a live one is not.
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             anyhow::bail!("{} is in use by a running process", path.display());
@@ -171,8 +185,9 @@ async fn bind_unix(path: &std::path::Path, mode: u32) -> anyhow::Result<Bound> {
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
     }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+    let listener =
+        twilio_broker_system::with_umask(!mode & 0o777, || tokio::net::UnixListener::bind(path))
+            .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set mode {mode:o} on {}", path.display()))?;
     Ok(Bound::Unix(listener, path.to_path_buf()))
@@ -181,6 +196,31 @@ async fn bind_unix(path: &std::path::Path, mode: u32) -> anyhow::Result<Bound> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_a_stale_socket_is_replaced_and_the_mode_is_exact() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("not-a-socket");
+        std::fs::write(&file, "keep me").expect("write");
+        let err = bind_unix(&file, 0o600).await.err().expect("refused");
+        assert!(format!("{err:#}").contains("not a socket"), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&file).expect("kept"), "keep me");
+
+        let socket = dir.path().join("b.sock");
+        let live = bind_unix(&socket, 0o600).await.expect("binds");
+        let mode = std::fs::metadata(&socket)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let err = bind_unix(&socket, 0o600).await.err().expect("in use");
+        assert!(format!("{err:#}").contains("in use"), "{err:#}");
+        drop(live);
+        bind_unix(&socket, 0o660)
+            .await
+            .expect("a stale socket is replaced");
+    }
 
     #[test]
     fn parses_and_checks() {
@@ -203,6 +243,7 @@ mod tests {
             key: "k".into(),
             client_ca: None,
             client_auth: None,
+            crl: None,
         };
         let open_tls = ListenerSpec::parse("0.0.0.0:50051", Some(tls), None).expect("tls");
         assert!(open_tls.check(false).is_ok());

@@ -35,7 +35,18 @@ pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAccep
             // A certificate that is presented must always verify. Without one,
             // the handshake fails unless the listener opted out, in which case
             // the caller is `anonymous-tls` (never `anonymous`).
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if let Some(crl) = &settings.crl {
+                let crls = rustls::pki_types::CertificateRevocationListDer::pem_file_iter(crl)
+                    .with_context(|| format!("cannot read CRL file {}", crl.display()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("bad PEM in CRL file {}", crl.display()))?;
+                if crls.is_empty() {
+                    anyhow::bail!("CRL file {} holds no X509 CRL", crl.display());
+                }
+                verifier = verifier.with_crls(crls);
+            }
             let verifier = match settings.client_auth.unwrap_or_default() {
                 ClientAuth::Required => verifier,
                 ClientAuth::Optional => verifier.allow_unauthenticated(),
