@@ -6,6 +6,43 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+/// Whether a plaintext connection to `addr` is acceptable.
+#[derive(Debug, PartialEq, Eq)]
+enum Plaintext {
+    /// TLS, or a loopback host.
+    Fine,
+    /// Plaintext to another host because `http://` was written out.
+    Insisted(String),
+    /// Plaintext to another host without that: refused.
+    Refused(String),
+}
+
+fn plaintext_check(addr: &str, tls: bool) -> Plaintext {
+    if tls || addr.starts_with("https://") {
+        return Plaintext::Fine;
+    }
+    let explicit = addr.starts_with("http://");
+    let authority = addr
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    // host:port, [v6]:port, or a bare host.
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match (loopback, explicit) {
+        (true, _) => Plaintext::Fine,
+        (false, true) => Plaintext::Insisted(host.to_owned()),
+        (false, false) => Plaintext::Refused(host.to_owned()),
+    }
+}
+
 /// The connection flags shared by client commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AddrArgs {
@@ -70,6 +107,18 @@ impl AddrArgs {
         } else {
             format!("http://{}", self.addr)
         };
+        match plaintext_check(&self.addr, tls) {
+            Plaintext::Fine => {}
+            Plaintext::Insisted(host) => eprintln!(
+                "warning: talking to {host} in plaintext (http:// was given): anyone on the \
+                 path can read and change what is sent, secrets included"
+            ),
+            Plaintext::Refused(host) => anyhow::bail!(
+                "refusing to talk to {host} in plaintext: it is not a loopback address. Give \
+                 --tls-ca (TLS), use a unix: socket, or write http://{} to insist",
+                self.addr
+            ),
+        }
         let mut endpoint = Endpoint::from_shared(uri)
             .map_err(|_| anyhow::anyhow!("--addr {:?} is not a valid address", self.addr))?
             .connect_timeout(std::time::Duration::from_secs(5));
@@ -111,4 +160,38 @@ pub fn status_error(status: tonic::Status) -> anyhow::Error {
         crate::grpc::status::code_name(status.code()),
         status.message()
     )
+}
+
+#[cfg(test)]
+mod plaintext_tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_only_to_loopback_unless_insisted() {
+        for (addr, tls, expected) in [
+            ("127.0.0.1:50051", false, Plaintext::Fine),
+            ("localhost:50051", false, Plaintext::Fine),
+            ("[::1]:50051", false, Plaintext::Fine),
+            ("127.0.0.2:1", false, Plaintext::Fine),
+            ("broker.internal:50051", true, Plaintext::Fine),
+            ("https://broker.internal:50051", false, Plaintext::Fine),
+            (
+                "broker.internal:50051",
+                false,
+                Plaintext::Refused("broker.internal".into()),
+            ),
+            (
+                "10.1.2.3:50051",
+                false,
+                Plaintext::Refused("10.1.2.3".into()),
+            ),
+            (
+                "http://10.1.2.3:50051",
+                false,
+                Plaintext::Insisted("10.1.2.3".into()),
+            ),
+        ] {
+            assert_eq!(plaintext_check(addr, tls), expected, "{addr}");
+        }
+    }
 }
