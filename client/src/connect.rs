@@ -43,7 +43,9 @@ pub(crate) async fn channel(target: &str, options: &ConnectOptions) -> Result<Ch
     let connect_error = |e: tonic::transport::Error| Error::Connect(format!("{target}: {e}"));
     if let Some(path) = target.strip_prefix("unix:") {
         let path = PathBuf::from(path);
-        return Endpoint::from_static("http://broker.local")
+        // `localhost` as `:authority`, as grpc-go and grpc-js send on a
+        // Unix socket; the broker gives the authority no meaning.
+        return Endpoint::from_static("http://localhost")
             .connect_timeout(options.connect_timeout)
             .connect_with_connector(tower::service_fn(move |_| {
                 let path = path.clone();

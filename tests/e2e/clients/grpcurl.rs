@@ -13,14 +13,14 @@ use super::standin;
 use crate::harness::{Broker, Fixtures, Options};
 use crate::oracles;
 
-/// `grpcurl -plaintext -unix -authority localhost SOCKET [-d @] ARGS...`
-/// with `body` on stdin. Without `-authority`, grpcurl 1.8 sends the socket
-/// path as `:authority`, which the HTTP/2 server rejects (PROTOCOL_ERROR).
+/// `grpcurl -plaintext -unix SOCKET [-d @] ARGS...` with `body` on stdin,
+/// exactly as the README writes it: no `-authority`, so grpcurl 1.8 sends the
+/// socket path as `:authority`, which the broker serves (vendor/h2/PATCH.md).
 fn grpcurl(socket: &Path, args: &[&str], body: Option<&Value>) -> (bool, String) {
     use std::io::Write as _;
     let grpcurl = oracles::tool("grpcurl").unwrap();
     let mut command = Command::new(grpcurl);
-    command.args(["-plaintext", "-unix", "-authority", "localhost"]);
+    command.args(["-plaintext", "-unix"]);
     if body.is_some() {
         command.args(["-d", "@"]);
     }

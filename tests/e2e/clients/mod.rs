@@ -5,6 +5,7 @@
 //! bearer from the broker and counting broker calls to prove its cache; and
 //! the README's grpcurl recipe for every RPC.
 
+mod authority;
 mod grpcurl;
 mod node;
 mod python;
