@@ -8,6 +8,7 @@
 mod authority;
 mod grpcurl;
 mod node;
+mod packages;
 mod python;
 mod rust;
 
