@@ -102,8 +102,13 @@ fn build_python(versions: Versions) -> Option<PathBuf> {
             .args(args)
             .current_dir(&dir))
     };
-    let package = client_dir().join("python");
-    let package = package.to_str().unwrap();
+    // Built from a copy: setuptools writes build/ and *.egg-info beside the source.
+    let source = dir.join("src");
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(client_dir().join("python"))
+        .arg(&source));
+    let package = source.to_str().unwrap();
     match versions {
         Versions::Lowest => {
             let pins: Vec<String> = PY_LOWEST
