@@ -11,6 +11,7 @@ mod node;
 mod packages;
 mod python;
 mod rust;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
