@@ -70,6 +70,11 @@ impl From<tonic::Status> for Error {
             tonic::Code::ResourceExhausted => Error::ResourceExhausted(message),
             tonic::Code::Unavailable => Error::Unavailable(message),
             tonic::Code::DeadlineExceeded => Error::DeadlineExceeded(message),
+            // tonic's channel reports a deadline it enforced itself as
+            // CANCELLED "Timeout expired" (its `TimeoutExpired`).
+            tonic::Code::Cancelled if message == tonic::TimeoutExpired(()).to_string() => {
+                Error::DeadlineExceeded(message)
+            }
             code => Error::Other { code, message },
         }
     }
