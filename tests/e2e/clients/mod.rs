@@ -6,6 +6,8 @@
 //! the README's grpcurl recipe for every RPC.
 
 mod authority;
+mod breaking;
+mod go;
 mod grpcurl;
 mod node;
 mod packages;

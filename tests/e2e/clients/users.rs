@@ -2,8 +2,8 @@
 //! own test user (created here with `useradd`, run with `setpriv`), so the
 //! policy tells them apart by kernel-proven uid even when CI runs as root:
 //! a stock grpcio stub, the Python package's provider and client, the npm
-//! package's provider and client, grpcurl without `-authority`, and a user
-//! the policy does not know. The audit trail must name each one's uid.
+//! package's provider and client, the Go example, grpcurl without
+//! `-authority`, and a user the policy does not know. The audit trail must name each one's uid.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -161,11 +161,12 @@ pub fn grpcurl_binary() -> Option<PathBuf> {
 }
 
 /// The names of this test's users.
-const USERS: [&str; 5] = [
+const USERS: [&str; 6] = [
     "tbc-grpcio",
     "tbc-python",
     "tbc-node",
     "tbc-grpcurl",
+    "tbc-go",
     "tbc-denied",
 ];
 
@@ -181,11 +182,14 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
         };
         users.push(user);
     }
-    let [grpcio, python, node, grpcurl_user, denied] = <[User; 5]>::try_from(users).unwrap();
+    let [grpcio, python, node, grpcurl_user, go, denied] = <[User; 6]>::try_from(users).unwrap();
     let Some(venv_python) = packages::python_package(Versions::Latest) else {
         return;
     };
     let Some(node_modules) = packages::node_package() else {
+        return;
+    };
+    let Some(getbearer) = super::go::getbearer() else {
         return;
     };
 
@@ -205,8 +209,8 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
         format!(
             "[[rule]]\nname = \"operators\"\ncallers = [\"uid:0\"]\nadmin = true\n\n\
              [[rule]]\nname = \"python and node services\"\ncallers = [\"uid:{}\", \"uid:{}\"]\nadmin = true\n\n\
-             [[rule]]\nname = \"bearer only\"\ncallers = [\"uid:{}\", \"uid:{}\"]\nrpcs = [\"GetBearer\"]\ncredentials = [\"{OAUTH}\"]\n",
-            python.uid, node.uid, grpcio.uid, grpcurl_user.uid
+             [[rule]]\nname = \"bearer only\"\ncallers = [\"uid:{}\", \"uid:{}\", \"uid:{}\"]\nrpcs = [\"GetBearer\"]\ncredentials = [\"{OAUTH}\"]\n",
+            python.uid, node.uid, grpcio.uid, grpcurl_user.uid, go.uid
         ),
     )
     .unwrap();
@@ -316,6 +320,29 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
     );
     assert!(!ok && err.contains("PermissionDenied"), "{out}{err}");
 
+    // The Go example (generated stubs, grpc-go): its credential is allowed,
+    // another is not.
+    let (ok, out, err) = run_as(
+        &go,
+        &home,
+        &getbearer,
+        &["-addr", &unix, "-credential", OAUTH],
+        &[],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["account_sid"], f.account_sid.as_str());
+    let (ok, out, err) = run_as(
+        &go,
+        &home,
+        &getbearer,
+        &["-addr", &unix, "-credential", VIDEO],
+        &[],
+        "",
+    );
+    assert!(!ok && err.contains("PermissionDenied"), "{out}{err}");
+
     // A user the policy does not name: denied, over the same socket.
     let (ok, out, err) = grpcurl_as(&denied, &get_bearer, &json!({"credential": OAUTH}));
     assert!(!ok && err.contains("PermissionDenied"), "{out}{err}");
@@ -346,6 +373,8 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
         (&node, "MintAccessToken", "allow"),
         (&grpcurl_user, "GetBearer", "allow"),
         (&grpcurl_user, "ListCredentials", "deny"),
+        (&go, "GetBearer", "allow"),
+        (&go, "GetBearer", "deny"),
         (&denied, "GetBearer", "deny"),
     ] {
         assert!(
