@@ -1,6 +1,7 @@
-//! The README's grpcurl recipes, one per RPC, run as written against the real
-//! daemon on its Unix socket (with a caller policy, as in production) and
-//! the stand-in: reflection, health, every Admin and Broker call.
+//! The README's grpcurl recipes, one per RPC, against the real daemon on its
+//! Unix socket (with a caller policy, as in production) and the stand-in:
+//! reflection, health, every Admin and Broker call, each reply checked in
+//! depth (`readme.rs` runs the README's block itself, literally).
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -12,6 +12,7 @@ mod grpcurl;
 mod node;
 mod packages;
 mod python;
+mod readme;
 mod rust;
 mod users;
 
