@@ -211,3 +211,119 @@ fn other_malformed_headers_are_still_reset() {
         Answer::Served(SERVING.to_vec())
     );
 }
+
+/// The project's own clients (Rust crate, CLI, Python and Node packages)
+/// send `localhost` as `:authority` on a Unix socket, so they also work
+/// against servers stricter than the broker (a stock tonic/hyper server,
+/// a proxy). A tonic server on a socket records what each one sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_own_clients_send_localhost_on_a_unix_socket() {
+    use std::sync::{Arc, Mutex};
+    use tonic::codegen::http;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("recorder.sock");
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let (_health, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(tower::ServiceBuilder::new().map_request(
+                move |request: http::Request<tonic::body::Body>| {
+                    let authority = request.uri().authority().map(|a| a.to_string());
+                    record.lock().unwrap().push(authority);
+                    request
+                },
+            ))
+            .add_service(health_service)
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let target = format!("unix:{}", socket.display());
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+
+    // Rust client (any RPC: the recorder answers UNIMPLEMENTED).
+    let client = twilio_broker_client::Client::connect(&target)
+        .await
+        .unwrap();
+    assert!(client.list_credentials().await.is_err());
+    assert_eq!(take(), [Some("localhost".to_owned())], "Rust client");
+
+    // The CLI.
+    let out = crate::harness::run_cli(
+        &["credential", "list"],
+        "",
+        &[("TWILIO_BROKER_ADDR", &target)],
+    );
+    assert!(!out.status.success());
+    let got = take();
+    assert!(
+        !got.is_empty() && got.iter().all(|a| a.as_deref() == Some("localhost")),
+        "CLI: {got:?}"
+    );
+
+    // Python and Node packages (from the source tree).
+    if let Some(python) = crate::oracles::python() {
+        let out = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import sys; from twilio_broker import BrokerClient, BrokerError\n\
+                 try:\n    BrokerClient(sys.argv[1]).list_credentials()\nexcept BrokerError as e:\n    print(e.code)",
+                &target,
+            ])
+            .env("PYTHONPATH", super::client_dir().join("python"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "UNIMPLEMENTED",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(take(), [Some("localhost".to_owned())], "Python client");
+
+        // A stock grpcio channel sends the socket path, which the patched h2
+        // serves with no authority at all.
+        let out = std::process::Command::new(crate::oracles::python().unwrap())
+            .args([
+                "-c",
+                "import sys, grpc\n\
+                 from twilio_broker.v1 import admin_pb2, admin_pb2_grpc\n\
+                 stub = admin_pb2_grpc.AdminStub(grpc.insecure_channel(sys.argv[1]))\n\
+                 try:\n    stub.ListCredentials(admin_pb2.ListCredentialsRequest(), timeout=10)\n\
+                 except grpc.RpcError as e:\n    print(e.code().name)",
+                &target,
+            ])
+            .env("PYTHONPATH", super::client_dir().join("python"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "UNIMPLEMENTED",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(take(), [None], "stock grpcio: the socket path, dropped");
+    }
+    if let Some(modules) = crate::oracles::node_modules() {
+        let out = std::process::Command::new("node")
+            .args([
+                "-e",
+                "const { BrokerClient } = require(process.argv[1]);\n\
+                 const c = new BrokerClient(process.argv[2]);\n\
+                 c.listCredentials().catch((e) => { console.log(e.code); c.close(); });",
+            ])
+            .arg(super::client_dir().join("node"))
+            .arg(&target)
+            .env("NODE_PATH", modules)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "UNIMPLEMENTED",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(take(), [Some("localhost".to_owned())], "Node client");
+    }
+}
