@@ -1,8 +1,8 @@
 //! Every client over the Unix socket with a caller policy, each run under its
 //! own test user (created here with `useradd`, run with `setpriv`), so the
 //! policy tells them apart by kernel-proven uid even when CI runs as root:
-//! a stock grpcio stub, the Python package's provider and client, the npm
-//! package's provider and client, the Go example, grpcurl without
+//! stock grpcio and grpc-js stubs, the Python package's provider and
+//! client, the npm package's provider and client, the Go example, grpcurl without
 //! `-authority`, and a user the policy does not know. The audit trail must name each one's uid.
 
 use std::path::{Path, PathBuf};
@@ -161,8 +161,9 @@ pub fn grpcurl_binary() -> Option<PathBuf> {
 }
 
 /// The names of this test's users.
-const USERS: [&str; 6] = [
+const USERS: [&str; 7] = [
     "tbc-grpcio",
+    "tbc-grpcjs",
     "tbc-python",
     "tbc-node",
     "tbc-grpcurl",
@@ -182,7 +183,8 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
         };
         users.push(user);
     }
-    let [grpcio, python, node, grpcurl_user, go, denied] = <[User; 6]>::try_from(users).unwrap();
+    let [grpcio, grpcjs, python, node, grpcurl_user, go, denied] =
+        <[User; 7]>::try_from(users).unwrap();
     let Some(venv_python) = packages::python_package(Versions::Latest) else {
         return;
     };
@@ -209,8 +211,13 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
         format!(
             "[[rule]]\nname = \"operators\"\ncallers = [\"uid:0\"]\nadmin = true\n\n\
              [[rule]]\nname = \"python and node services\"\ncallers = [\"uid:{}\", \"uid:{}\"]\nadmin = true\n\n\
-             [[rule]]\nname = \"bearer only\"\ncallers = [\"uid:{}\", \"uid:{}\", \"uid:{}\"]\nrpcs = [\"GetBearer\"]\ncredentials = [\"{OAUTH}\"]\n",
-            python.uid, node.uid, grpcio.uid, grpcurl_user.uid, go.uid
+             [[rule]]\nname = \"bearer only\"\ncallers = [\"uid:{}\", \"uid:{}\", \"uid:{}\", \"uid:{}\"]\nrpcs = [\"GetBearer\"]\ncredentials = [\"{OAUTH}\"]\n",
+            python.uid,
+            node.uid,
+            grpcio.uid,
+            grpcjs.uid,
+            grpcurl_user.uid,
+            go.uid
         ),
     )
     .unwrap();
@@ -259,6 +266,19 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
         &venv_python,
         "stock_grpcio.py",
         &[],
+        &json!({"socket": socket, "credential": OAUTH}),
+    );
+    assert_eq!(out["account_sid"], f.account_sid.as_str(), "{out}");
+    assert_eq!(out["has_token"], true);
+    assert_eq!(out["admin"], "PERMISSION_DENIED", "{out}");
+
+    // A stock grpc-js stub (the .proto files from the npm package).
+    let out = driver_as(
+        &grpcjs,
+        &home,
+        Path::new("node"),
+        "stock_grpcjs.js",
+        &[("NODE_PATH", node_modules.clone())],
         &json!({"socket": socket, "credential": OAUTH}),
     );
     assert_eq!(out["account_sid"], f.account_sid.as_str(), "{out}");
@@ -366,6 +386,8 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
     for (user, rpc, decision) in [
         (&grpcio, "GetBearer", "allow"),
         (&grpcio, "ListCredentials", "deny"),
+        (&grpcjs, "GetBearer", "allow"),
+        (&grpcjs, "ListCredentials", "deny"),
         (&python, "GetBearer", "allow"),
         (&python, "MintAccessToken", "allow"),
         (&python, "ListCredentials", "allow"),
