@@ -70,3 +70,41 @@ fn a_renumbered_or_renamed_field_fails_buf_breaking() {
         assert!(out.contains("min_ttl_seconds"), "{out}");
     }
 }
+
+/// The language options name the generated code: Java classes in package
+/// `twiliobroker.v1` (one file per message), C# in namespace
+/// `TwilioBroker.V1` (protoc's built-in generators; Go is built and run in
+/// `go.rs`).
+#[test]
+fn java_and_csharp_code_lands_where_the_options_say() {
+    if oracles::tool("protoc").is_none() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let (java, csharp) = (out.path().join("java"), out.path().join("cs"));
+    std::fs::create_dir_all(&java).unwrap();
+    std::fs::create_dir_all(&csharp).unwrap();
+    let status = Command::new("protoc")
+        .args(["-I", ".", "-I", "/usr/include"])
+        .arg(format!("--java_out={}", java.display()))
+        .arg(format!("--csharp_out={}", csharp.display()))
+        .args([
+            "twilio/broker/v1/admin.proto",
+            "twilio/broker/v1/broker.proto",
+            "twilio/broker/v1/credential.proto",
+        ])
+        .current_dir(root().join("proto"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for class in ["GetBearerRequest", "PutCredentialRequest", "KeyType"] {
+        let file = java.join(format!("twiliobroker/v1/{class}.java"));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(text.contains("package twiliobroker.v1;"), "{class}");
+    }
+    for file in ["Admin.cs", "Broker.cs", "Credential.cs"] {
+        let text = std::fs::read_to_string(csharp.join(file)).unwrap();
+        assert!(text.contains("namespace TwilioBroker.V1 {"), "{file}");
+    }
+}
