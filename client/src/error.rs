@@ -103,4 +103,24 @@ mod tests {
         assert!(Error::from(tonic::Status::unavailable("x")).is_retryable());
         assert!(!Error::from(tonic::Status::not_found("x")).is_retryable());
     }
+
+    #[test]
+    fn a_locally_expired_deadline_is_deadline_exceeded() {
+        // What tonic's channel returns when it enforces a call's deadline.
+        let local = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(local.code(), tonic::Code::Cancelled);
+        assert!(matches!(Error::from(local), Error::DeadlineExceeded(_)));
+        // Any other cancellation stays what it is.
+        let other = Error::from(tonic::Status::cancelled("client went away"));
+        assert!(
+            matches!(
+                other,
+                Error::Other {
+                    code: tonic::Code::Cancelled,
+                    ..
+                }
+            ),
+            "{other:?}"
+        );
+    }
 }
