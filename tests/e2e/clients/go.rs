@@ -37,7 +37,7 @@ fn build() -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let work = target.join("test-deps/go");
+    let work = super::packages::install_dir("go");
     let _ = std::fs::remove_dir_all(&work);
     // A GOPATH whose src/twilio-broker/client/go is this repository's client/go.
     let parent = work.join("gopath/src/twilio-broker/client");

@@ -18,12 +18,30 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Where the package installs live (readable by the test users).
-fn install_dir(name: &str) -> PathBuf {
+/// True when every folder from `/` down to `path` lets other users through.
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(path) = path.canonicalize() else {
+        return false;
+    };
+    path.ancestors()
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// Where the package installs live: `target/test-deps/NAME`, or under
+/// `/tmp` when the checkout is not reachable by the test users (`users.rs`
+/// runs these installs as other uids).
+pub fn install_dir(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    target.join("test-deps").join(name)
+    if reachable_by_others(&target) {
+        target.join("test-deps").join(name)
+    } else {
+        std::env::temp_dir()
+            .join("twilio-broker-test-deps")
+            .join(name)
+    }
 }
 
 /// Runs a command; panics with its output unless it succeeds.

@@ -123,7 +123,8 @@ pub fn run_as(
     )
 }
 
-/// A driver script under `tests/oracles/`, run as `user`; its JSON output.
+/// A driver script under `tests/oracles/`, copied into `home` (the checkout
+/// may not be readable by other users) and run as `user`; its JSON output.
 fn driver_as(
     user: &User,
     home: &Path,
@@ -132,7 +133,9 @@ fn driver_as(
     env: &[(&str, PathBuf)],
     input: &Value,
 ) -> Value {
-    let script = packages::root().join("tests/oracles").join(script);
+    let copy = home.join(script);
+    std::fs::copy(packages::root().join("tests/oracles").join(script), &copy).unwrap();
+    let script = copy;
     let (ok, stdout, stderr) = run_as(
         user,
         home,
@@ -203,6 +206,17 @@ async fn each_client_over_the_unix_socket_as_its_own_user_under_a_caller_policy(
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Binaries the users run, where they can reach them.
+    let grpcurl = {
+        let copy = home.join("grpcurl");
+        std::fs::copy(&grpcurl, &copy).unwrap();
+        copy
+    };
+    let getbearer = {
+        let copy = home.join("getbearer");
+        std::fs::copy(&getbearer, &copy).unwrap();
+        copy
+    };
     let socket = dir.path().join("broker.sock");
     let audit = dir.path().join("audit.jsonl");
     let policy = dir.path().join("policy.toml");
