@@ -52,8 +52,10 @@ function resolveTarget(address, credentials) {
 class BrokerClient {
   constructor(address, { credentials, safetyMarginMs = 60000, timeoutMs = 10000 } = {}) {
     const [target, creds] = resolveTarget(address, credentials);
-    this.broker = new v1.Broker(target, creds);
-    this.admin = new v1.Admin(target, creds, { channelOverride: this.broker.getChannel() });
+    // `localhost` as `:authority` on a Unix socket (grpc-js's own default too).
+    const options = target.startsWith('unix:') ? { 'grpc.default_authority': 'localhost' } : {};
+    this.broker = new v1.Broker(target, creds, options);
+    this.admin = new v1.Admin(target, creds, { ...options, channelOverride: this.broker.getChannel() });
     this.safetyMarginMs = safetyMarginMs;
     this.timeoutMs = timeoutMs;
     this.cache = new Map();     // credential -> { accessToken, expiresAt }
@@ -166,29 +168,62 @@ class BrokerClient {
   }
 }
 
+/**
+ * twilio-node's abstract base class `name` when twilio is installed beside
+ * this package (so `instanceof` and its TypeScript types hold), else a
+ * stand-in of the same shape.
+ */
+function twilioBase(name) {
+  try {
+    // eslint-disable-next-line global-require, import/no-dynamic-require
+    return require(`twilio/lib/${name}`).default;
+  } catch (_) {
+    return class {
+      constructor(authType) {
+        this.authType = authType;
+      }
+
+      getAuthType() {
+        return this.authType;
+      }
+    };
+  }
+}
+
+const CredentialProvider = twilioBase('credential_provider/CredentialProvider');
+const AuthStrategy = twilioBase('auth_strategy/AuthStrategy');
+
+/** twilio-node's AuthStrategy: `Authorization: Bearer <token>` from the client's cache. */
+class BrokerBearerStrategy extends AuthStrategy {
+  constructor(client, credential) {
+    super('client-credentials');
+    this.client = client;
+    this.credential = credential;
+  }
+
+  async getAuthString() {
+    return `Bearer ${(await this.client.bearer(this.credential)).accessToken}`;
+  }
+
+  requiresAuthentication() {
+    return true;
+  }
+}
+
 /** A credential provider for twilio-node (>= 5.4): Authorization: Bearer from the broker. */
-class BrokerCredentialProvider {
+class BrokerCredentialProvider extends CredentialProvider {
   constructor(address, credential, options = {}) {
+    super('client-credentials');
     this.client = options.client || new BrokerClient(address, options);
     this.credential = credential;
-    this.authType = 'client-credentials';
   }
 
   get brokerCalls() {
     return this.client.bearerFetches;
   }
 
-  getAuthType() {
-    return this.authType;
-  }
-
   toAuthStrategy() {
-    const { client, credential } = this;
-    return {
-      getAuthType: () => 'client-credentials',
-      requiresAuthentication: () => true,
-      getAuthString: async () => `Bearer ${(await client.bearer(credential)).accessToken}`,
-    };
+    return new BrokerBearerStrategy(this.client, this.credential);
   }
 }
 

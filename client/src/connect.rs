@@ -27,7 +27,13 @@ pub struct ConnectOptions {
     pub bearer_safety_margin: Duration,
     /// Connection time-out.
     pub connect_timeout: Duration,
+    /// Deadline of each call ([`DEFAULT_CALL_TIMEOUT`], as the Python and
+    /// Node clients); `None` for none.
+    pub call_timeout: Option<Duration>,
 }
+
+/// The default deadline of each call: 10 s, as the Python and Node clients.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for ConnectOptions {
     fn default() -> Self {
@@ -35,6 +41,7 @@ impl Default for ConnectOptions {
             tls: None,
             bearer_safety_margin: crate::DEFAULT_SAFETY_MARGIN,
             connect_timeout: Duration::from_secs(5),
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
         }
     }
 }
@@ -43,7 +50,9 @@ pub(crate) async fn channel(target: &str, options: &ConnectOptions) -> Result<Ch
     let connect_error = |e: tonic::transport::Error| Error::Connect(format!("{target}: {e}"));
     if let Some(path) = target.strip_prefix("unix:") {
         let path = PathBuf::from(path);
-        return Endpoint::from_static("http://broker.local")
+        // `localhost` as `:authority`, as grpc-go and grpc-js send on a
+        // Unix socket; the broker gives the authority no meaning.
+        return Endpoint::from_static("http://localhost")
             .connect_timeout(options.connect_timeout)
             .connect_with_connector(tower::service_fn(move |_| {
                 let path = path.clone();

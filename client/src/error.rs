@@ -70,6 +70,11 @@ impl From<tonic::Status> for Error {
             tonic::Code::ResourceExhausted => Error::ResourceExhausted(message),
             tonic::Code::Unavailable => Error::Unavailable(message),
             tonic::Code::DeadlineExceeded => Error::DeadlineExceeded(message),
+            // tonic's channel reports a deadline it enforced itself as
+            // CANCELLED "Timeout expired" (its `TimeoutExpired`).
+            tonic::Code::Cancelled if message == tonic::TimeoutExpired(()).to_string() => {
+                Error::DeadlineExceeded(message)
+            }
             code => Error::Other { code, message },
         }
     }
@@ -97,5 +102,25 @@ mod tests {
         }
         assert!(Error::from(tonic::Status::unavailable("x")).is_retryable());
         assert!(!Error::from(tonic::Status::not_found("x")).is_retryable());
+    }
+
+    #[test]
+    fn a_locally_expired_deadline_is_deadline_exceeded() {
+        // What tonic's channel returns when it enforces a call's deadline.
+        let local = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(local.code(), tonic::Code::Cancelled);
+        assert!(matches!(Error::from(local), Error::DeadlineExceeded(_)));
+        // Any other cancellation stays what it is.
+        let other = Error::from(tonic::Status::cancelled("client went away"));
+        assert!(
+            matches!(
+                other,
+                Error::Other {
+                    code: tonic::Code::Cancelled,
+                    ..
+                }
+            ),
+            "{other:?}"
+        );
     }
 }

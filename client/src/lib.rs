@@ -29,7 +29,7 @@ mod grants;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use bearer_cache::DEFAULT_SAFETY_MARGIN;
-pub use connect::{ConnectOptions, TlsOptions};
+pub use connect::{ConnectOptions, DEFAULT_CALL_TIMEOUT, TlsOptions};
 pub use error::Error;
 pub use grants::{
     AccessTokenRequest, ChatGrant, PlaybackGrant, SyncGrant, TaskRouterGrant, VideoGrant,
@@ -40,7 +40,28 @@ pub use twilio_broker_api::v1 as proto;
 
 use proto::admin_client::AdminClient;
 use proto::broker_client::BrokerClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// Sets each call's deadline (`grpc-timeout`): tonic's channel enforces it
+/// locally and the broker sees it.
+#[derive(Clone, Copy, Debug)]
+struct Deadline(Option<Duration>);
+
+impl tonic::service::Interceptor for Deadline {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(timeout) = self.0 {
+            request.set_timeout(timeout);
+        }
+        Ok(request)
+    }
+}
+
+/// The channel every call goes through.
+type Calls = InterceptedService<Channel, Deadline>;
 
 /// A bearer token from GetBearer.
 #[derive(Clone)]
@@ -121,8 +142,9 @@ pub struct WebhookRequest {
 /// and the bearer cache.
 #[derive(Clone)]
 pub struct Client {
-    broker: BrokerClient<Channel>,
-    admin: AdminClient<Channel>,
+    channel: Channel,
+    broker: BrokerClient<Calls>,
+    admin: AdminClient<Calls>,
     cache: std::sync::Arc<bearer_cache::BearerCache>,
 }
 
@@ -143,15 +165,32 @@ impl Client {
     /// Connects with TLS/mTLS material and a bearer-cache safety margin.
     pub async fn connect_with(target: &str, options: ConnectOptions) -> Result<Self, Error> {
         let channel = connect::channel(target, &options).await?;
-        Ok(Self::from_channel(channel, options.bearer_safety_margin))
+        Ok(Self::from_channel(channel, options.bearer_safety_margin)
+            .with_call_timeout(options.call_timeout))
     }
 
-    /// Wraps an existing channel.
+    /// Wraps an existing channel; calls get the default deadline
+    /// ([`DEFAULT_CALL_TIMEOUT`]) unless [`Client::with_call_timeout`] says otherwise.
     pub fn from_channel(channel: Channel, bearer_safety_margin: Duration) -> Self {
+        let deadline = Deadline(Some(DEFAULT_CALL_TIMEOUT));
         Client {
-            broker: BrokerClient::new(channel.clone()),
-            admin: AdminClient::new(channel),
+            broker: BrokerClient::with_interceptor(channel.clone(), deadline),
+            admin: AdminClient::with_interceptor(channel.clone(), deadline),
+            channel,
             cache: std::sync::Arc::new(bearer_cache::BearerCache::new(bearer_safety_margin)),
+        }
+    }
+
+    /// The same client (sharing its connection and bearer cache) with another
+    /// deadline per call; `None` waits for as long as the broker takes. A call
+    /// past its deadline fails with [`Error::DeadlineExceeded`].
+    pub fn with_call_timeout(self, timeout: Option<Duration>) -> Self {
+        let deadline = Deadline(timeout);
+        Client {
+            broker: BrokerClient::with_interceptor(self.channel.clone(), deadline),
+            admin: AdminClient::with_interceptor(self.channel.clone(), deadline),
+            channel: self.channel,
+            cache: self.cache,
         }
     }
 
@@ -295,7 +334,7 @@ impl Client {
 }
 
 async fn fetch_bearer(
-    broker: &mut BrokerClient<Channel>,
+    broker: &mut BrokerClient<Calls>,
     credential: &str,
     min_ttl_seconds: u32,
 ) -> Result<Bearer, Error> {

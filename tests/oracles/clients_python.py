@@ -1,6 +1,7 @@
 """Python client driver: twilio-python 9.13's real Client with the broker's
 BrokerCredentialProvider sends SMS to the twilio-standin, and grpcio calls the
-broker directly through twilio_broker.BrokerClient.
+broker directly through twilio_broker.BrokerClient and (grpc.aio)
+twilio_broker.AsyncBrokerClient.
 
 Reads JSON on stdin:
   broker       "127.0.0.1:PORT" (or unix:/path)
@@ -13,6 +14,7 @@ Reads JSON on stdin:
 Writes JSON on stdout: what happened (see `main`). Needs client/python on PYTHONPATH.
 """
 
+import asyncio
 import json
 import sys
 import time
@@ -22,7 +24,7 @@ import jwt
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from twilio_broker import BrokerClient, BrokerCredentialProvider, BrokerError
+from twilio_broker import AsyncBrokerClient, BrokerClient, BrokerCredentialProvider, BrokerError
 from twilio_broker.v1 import broker_pb2, credential_pb2
 
 
@@ -94,9 +96,28 @@ def grpcio_calls(spec):
         }
 
 
+async def aio_calls(spec):
+    async with AsyncBrokerClient(spec["broker"]) as broker:
+        names = sorted(c.name for c in await broker.list_credentials())
+        try:
+            await broker.get_credential("no-such-credential")
+            not_found = None
+        except BrokerError as err:
+            not_found = err.code
+        # A cold herd of tasks: one broker call between them.
+        herd = await asyncio.gather(*(broker.bearer(spec["credential"]) for _ in range(10)))
+        return {
+            "credentials": names,
+            "not_found": not_found,
+            "herd_same": all(b.access_token == herd[0].access_token for b in herd),
+            "bearer_account_sid": herd[0].account_sid,
+            "bearer_fetches": broker.bearer_fetches,
+        }
+
+
 def main():
     spec = json.load(sys.stdin)
-    out = {"sms": send_sms(spec), "grpcio": grpcio_calls(spec)}
+    out = {"sms": send_sms(spec), "grpcio": grpcio_calls(spec), "aio": asyncio.run(aio_calls(spec))}
     json.dump(out, sys.stdout)
 
 

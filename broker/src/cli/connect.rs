@@ -87,7 +87,7 @@ impl AddrArgs {
         };
         if let Some(path) = self.addr.strip_prefix("unix:") {
             let path = PathBuf::from(path);
-            let endpoint = Endpoint::from_static("http://broker.local");
+            let endpoint = Endpoint::from_static("http://localhost");
             return endpoint
                 .connect_with_connector(tower::service_fn(move |_| {
                     let path = path.clone();

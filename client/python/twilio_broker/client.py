@@ -44,13 +44,21 @@ def _target(address: str) -> Tuple[str, bool]:
     return address, False
 
 
+def _options(target: str) -> List[Tuple[str, str]]:
+    """Channel options: `localhost` as `:authority` on a Unix socket (grpcio
+    would send the socket path; the broker accepts both, other servers may not)."""
+    if target.startswith("unix:") or target.startswith("unix-abstract:"):
+        return [("grpc.default_authority", "localhost")]
+    return []
+
+
 def _channel(address: str, credentials: Optional[grpc.ChannelCredentials]) -> grpc.Channel:
     target, tls = _target(address)
     if credentials is None and tls:
         credentials = grpc.ssl_channel_credentials()
     if credentials is not None:
-        return grpc.secure_channel(target, credentials)
-    return grpc.insecure_channel(target)
+        return grpc.secure_channel(target, credentials, options=_options(target))
+    return grpc.insecure_channel(target, options=_options(target))
 
 
 def _seconds(timestamp) -> float:

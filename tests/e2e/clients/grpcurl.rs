@@ -1,6 +1,7 @@
-//! The README's grpcurl recipes, one per RPC, run as written against the real
-//! daemon on its Unix socket (with a caller policy, as in production) and
-//! the stand-in: reflection, health, every Admin and Broker call.
+//! The README's grpcurl recipes, one per RPC, against the real daemon on its
+//! Unix socket (with a caller policy, as in production) and the stand-in:
+//! reflection, health, every Admin and Broker call, each reply checked in
+//! depth (`readme.rs` runs the README's block itself, literally).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,14 +14,14 @@ use super::standin;
 use crate::harness::{Broker, Fixtures, Options};
 use crate::oracles;
 
-/// `grpcurl -plaintext -unix -authority localhost SOCKET [-d @] ARGS...`
-/// with `body` on stdin. Without `-authority`, grpcurl 1.8 sends the socket
-/// path as `:authority`, which the HTTP/2 server rejects (PROTOCOL_ERROR).
+/// `grpcurl -plaintext -unix SOCKET [-d @] ARGS...` with `body` on stdin,
+/// exactly as the README writes it: no `-authority`, so grpcurl 1.8 sends the
+/// socket path as `:authority`, which the broker serves (vendor/h2/PATCH.md).
 fn grpcurl(socket: &Path, args: &[&str], body: Option<&Value>) -> (bool, String) {
     use std::io::Write as _;
     let grpcurl = oracles::tool("grpcurl").unwrap();
     let mut command = Command::new(grpcurl);
-    command.args(["-plaintext", "-unix", "-authority", "localhost"]);
+    command.args(["-plaintext", "-unix"]);
     if body.is_some() {
         command.args(["-d", "@"]);
     }

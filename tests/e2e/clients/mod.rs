@@ -5,10 +5,16 @@
 //! bearer from the broker and counting broker calls to prove its cache; and
 //! the README's grpcurl recipe for every RPC.
 
+mod authority;
+mod breaking;
+mod go;
 mod grpcurl;
 mod node;
+mod packages;
 mod python;
+mod readme;
 mod rust;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

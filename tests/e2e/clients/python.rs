@@ -80,6 +80,14 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
     assert_eq!(grpcio["bearer_repr_redacted"], Value::Bool(true));
     assert_eq!(grpcio["cached_bearer_same"], Value::Bool(true));
     assert_eq!(grpcio["bearer_fetches"], broker_calls);
+
+    // The asyncio client: same answers, one broker call for a herd of tasks.
+    let aio = &out["aio"];
+    assert_eq!(aio["credentials"], grpcio["credentials"]);
+    assert_eq!(aio["not_found"], "NOT_FOUND");
+    assert_eq!(aio["herd_same"], Value::Bool(true));
+    assert_eq!(aio["bearer_account_sid"], s.f.account_sid.as_str());
+    assert_eq!(aio["bearer_fetches"], broker_calls, "{aio}");
     assert_eq!(s.standin.tokens_issued(), 1);
     s.assert_clean_logs();
 }

@@ -175,3 +175,38 @@ async fn short_lived_tokens_still_work_and_are_cached() {
     assert_eq!(s.standin.tokens_issued(), 1);
     assert!(s.standin.verify(&first.access_token).is_ok());
 }
+
+/// Every call has a deadline by default (10 s, as the Python and Node
+/// clients), overridable per client: a broker stuck on a slow Twilio does
+/// not hang the caller past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_have_a_default_deadline_that_can_be_overridden() {
+    use std::time::{Duration, Instant};
+    use twilio_broker_client::{ConnectOptions, DEFAULT_CALL_TIMEOUT};
+
+    assert_eq!(DEFAULT_CALL_TIMEOUT, Duration::from_secs(10));
+    assert_eq!(
+        ConnectOptions::default().call_timeout,
+        Some(DEFAULT_CALL_TIMEOUT)
+    );
+    let s = setup().await;
+    s.standin.set_delay(Duration::from_secs(4));
+    let options = ConnectOptions {
+        call_timeout: Some(Duration::from_millis(300)),
+        ..ConnectOptions::default()
+    };
+    let client = Client::connect_with(&s.broker.url, options).await.unwrap();
+    let started = Instant::now();
+    let late = client.bearer(OAUTH).await;
+    assert!(matches!(late, Err(Error::DeadlineExceeded(_))), "{late:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The same connection without a deadline waits for the slow answer.
+    let patient = client.with_call_timeout(None);
+    let bearer = patient.get_bearer(OAUTH, Duration::ZERO).await.unwrap();
+    assert_eq!(bearer.account_sid, s.f.account_sid);
+}
