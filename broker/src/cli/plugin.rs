@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::runtime::Handle;
-use twilio_broker_plugin_sdk::abi::TB_ABI_VERSION;
+use twilio_broker_plugin_sdk::abi::{TB_ABI_VERSION, TB_ABI_VERSION_OLDEST};
 use twilio_broker_plugin_sdk::{Audit, PluginError, conformance};
 
 use crate::plugin_host::{self, Loaded, PluginAuditSink, PluginSpec, Sha256Pin};
@@ -55,11 +55,15 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     println!("plugin:       {}", args.path.display());
     println!("sha256:       {}", inspected.sha256);
     println!(
-        "ABI version:  {} (this broker speaks {TB_ABI_VERSION})",
+        "ABI version:  {} (this broker loads {TB_ABI_VERSION_OLDEST} to {TB_ABI_VERSION})",
         inspected.abi_version
     );
     println!("kind:         {}", inspected.kind);
     println!("name:         {}", inspected.name);
+    println!(
+        "version:      {}",
+        inspected.plugin_version.as_deref().unwrap_or("(none)")
+    );
     let mut spec = PluginSpec::new(args.path, inspected.kind);
     spec.config = Some(config);
     spec.timeout_ms = args.timeout_ms;

@@ -10,7 +10,14 @@
  * buffer with a length, an unknown status, a version 0, an undecodable list,
  * a non-UTF-8 error) so the broker's defences can be tested.
  *
- * Build: cc -std=c11 -shared -fPIC -pthread -I plugins/sdk/include -o libx.so memory_storage.c
+ * It is a version 1 plugin, compiled against the version 1 header kept in
+ * tests/c/v1/ exactly as it shipped: the broker must keep loading such
+ * libraries unchanged. Compiled with -DTB_TEST_V2 against the "first version
+ * 2" header in tests/c/v2.0/ (today's header without the fields appended
+ * since, so its struct_size is smaller), it is a version 2 plugin built
+ * against an older version 2 header.
+ *
+ * Build: cc -std=c11 -shared -fPIC -pthread -I plugins/sdk/tests/c/v1 -o libx.so memory_storage.c
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -280,7 +287,12 @@ static int32_t close_(void *handle, TbBuf *error_out) {
   return TB_STATUS_OK;
 }
 
+#ifdef TB_TEST_V2
+static const TbStorageV2 STORAGE = {
+    .struct_size = sizeof(TbStorageV2),
+#else
 static const TbStorageV1 STORAGE = {
+#endif
     .get = get,
     .put = put,
     .delete_ = delete_,
@@ -292,11 +304,22 @@ static const TbStorageV1 STORAGE = {
 
 #ifdef TB_TEST_GARBAGE
 #define NAME "c-garbage"
+#elif defined(TB_TEST_V2)
+#define NAME "c-memory-v2"
 #else
 #define NAME "c-memory"
 #endif
 
+#ifdef TB_TEST_V2
+static const TbPluginV2 PLUGIN = {
+#ifdef TB_TEST_V2_TOO_SMALL
+    .struct_size = sizeof(size_t), /* garbage: less than the first v2 table */
+#else
+    .struct_size = sizeof(TbPluginV2),
+#endif
+#else
 static const TbPluginV1 PLUGIN = {
+#endif
     .kind = TB_KIND_STORAGE,
     .name = {(const uint8_t *)NAME, sizeof(NAME) - 1},
     .init = init,
@@ -307,4 +330,8 @@ static const TbPluginV1 PLUGIN = {
 
 uint32_t twilio_broker_plugin_abi_version(void) { return TB_ABI_VERSION; }
 
+#ifdef TB_TEST_V2
+const TbPluginV2 *twilio_broker_plugin_v2(void) { return &PLUGIN; }
+#else
 const TbPluginV1 *twilio_broker_plugin_v1(void) { return &PLUGIN; }
+#endif
