@@ -93,6 +93,13 @@ fn a_non_conforming_or_refused_plugin_fails_the_check() {
         failing.stdout
     );
     assert!(
+        failing
+            .stdout
+            .contains("hint: expected version 0 means `insert only if absent`"),
+        "every FAIL has its hint:\n{}",
+        failing.stdout
+    );
+    assert!(
         failing.stderr.contains("does not conform"),
         "{}",
         failing.stderr
@@ -106,6 +113,39 @@ fn a_non_conforming_or_refused_plugin_fails_the_check() {
             .contains("speaks plugin ABI version 999, but this broker loads versions 1 to 2"),
         "{}",
         wrong.stderr
+    );
+    assert!(
+        wrong
+            .stderr
+            .contains("hint: rebuild the plugin against the SDK"),
+        "{}",
+        wrong.stderr
+    );
+
+    let jsonl = cargo_plugin("twilio_broker_audit_jsonl")
+        .display()
+        .to_string();
+    let out = run_cli(&["plugin", "check", &jsonl, "--kind", "storage"], "", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("is of kind \"audit\", not \"storage\" as --kind says")
+            && stderr.contains("hint: "),
+        "{stderr}"
+    );
+    let out = run_cli(
+        &[
+            "plugin", "check", &jsonl, "--kind", "audit", "--config", "{}",
+        ],
+        "",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("config.path (the log file) is required")
+            && stderr.contains("hint: init refused the configuration"),
+        "{stderr}"
     );
 }
 

@@ -21,11 +21,13 @@ const PACKAGES: [&str; 5] = [
     "twilio-broker-test-faulty-storage",
 ];
 
-fn profile_dir() -> PathBuf {
+/// The target directory and profile of the broker binary under test.
+pub fn profile_dir() -> PathBuf {
     Path::new(BIN).parent().unwrap().to_owned()
 }
 
-fn workspace() -> PathBuf {
+/// The workspace root.
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

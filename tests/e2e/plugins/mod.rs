@@ -10,6 +10,7 @@
 mod check;
 mod host;
 mod libs;
+mod new;
 mod postgres;
 mod serve;
 mod services;
