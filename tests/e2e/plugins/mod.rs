@@ -12,5 +12,6 @@ mod host;
 mod libs;
 mod new;
 mod postgres;
+mod schema;
 mod serve;
 mod services;
