@@ -200,7 +200,7 @@ async fn a_new_rust_storage_plugin_builds_checks_and_loads() {
     assert_eq!(found.credential.map(|c| c.name).as_deref(), Some("kept"));
 }
 
-/// Builds a C project with make and runs `make check` (which runs
+/// Builds a C (or Go) project with make and runs `make check` (which runs
 /// `plugin check` with read-back); the library's path.
 fn build_c(project: &Path, lib_name: &str, extra: &[String]) -> PathBuf {
     let make = |target: &str| {
@@ -254,6 +254,50 @@ fn the_c_audit_example_builds_and_checks() {
         workspace().join("plugins/sdk/include").display()
     );
     build_c(&copy, "libc_jsonl.so", &[include]);
+}
+
+/// Go on PATH, or a loud skip (a failure under CI, where
+/// `scripts/setup-test-deps` installs Debian's golang-go).
+fn go_available() -> bool {
+    let found = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !ci,
+            "no Go toolchain on PATH; scripts/setup-test-deps installs it"
+        );
+        eprintln!("\n!!!!!!!! SKIPPED: no Go toolchain (apt-get install golang-go) !!!!!!!!\n");
+    }
+    found
+}
+
+/// The Go example (cgo, `-buildmode=c-shared`, GO111MODULE=off), copied out
+/// of the tree: builds offline, passes `make check` (`plugin check` with
+/// read-back), and records a served RPC's event in a running broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_audit_example_builds_checks_and_loads() {
+    if !go_available() {
+        return;
+    }
+    let dir = outside();
+    let example = workspace().join("plugins/examples/go-audit");
+    let copy = dir.path().join("go-audit");
+    std::fs::create_dir(&copy).unwrap();
+    for file in ["main.go", "table.c", "Makefile", "README.md"] {
+        std::fs::copy(example.join(file), copy.join(file)).unwrap();
+    }
+    let include = format!(
+        "TB_INCLUDE={}",
+        workspace().join("plugins/sdk/include").display()
+    );
+    let lib = build_c(&copy, "libgo_jsonl.so", &[include]);
+    let served = dir.path().join("served.jsonl");
+    let broker = broker_with(dir.path(), &audit_entry(&lib, &served));
+    assert_audited(&broker, &served).await;
+    assert!(broker.log_text().contains("go-jsonl"));
 }
 
 #[test]
