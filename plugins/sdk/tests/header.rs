@@ -228,10 +228,12 @@ fn the_fixture_headers_are_prefixes_of_todays() {
         &sdk_dir().join("tests/c/v2.0"),
         &["TB_TEST_V2"],
     );
-    compile_c_with(
-        &memory,
-        dir.path(),
-        &sdk_dir().join("include"),
-        &["TB_TEST_V2"],
-    );
+    for defines in [
+        &["TB_TEST_V2"][..],
+        &["TB_TEST_V2", "TB_TEST_V2_NEWER"],
+        &["TB_TEST_V2", "TB_TEST_V2_TOO_SMALL"],
+        &["TB_TEST_GARBAGE"],
+    ] {
+        compile_c_with(&memory, dir.path(), &sdk_dir().join("include"), defines);
+    }
 }

@@ -16,8 +16,8 @@ use twilio_broker::store::{BlockingStore, Store, StoreError};
 use twilio_broker_plugin_sdk::conformance::{self, Outcome};
 
 use super::libs::{
-    c_garbage, c_memory, c_memory_v2, c_memory_v2_older, c_memory_v2_too_small, c_plugin,
-    cargo_plugin,
+    c_garbage, c_memory, c_memory_v2, c_memory_v2_newer, c_memory_v2_older, c_memory_v2_too_small,
+    c_plugin, cargo_plugin,
 };
 
 fn spec(path: PathBuf, kind: PluginKind, config: serde_json::Value) -> PluginSpec {
@@ -57,14 +57,16 @@ fn set_faults(path: &Path, faults: serde_json::Value) {
 
 /// The same C plugin as an ABI version 1 library (built against the
 /// version 1 header as it shipped), as a version 2 library built against the
-/// first version 2 header (smaller `struct_size`), and against today's
-/// header: each loads and passes the storage suite through the host.
+/// first version 2 header (smaller `struct_size`), against today's header,
+/// and against a newer one (larger `struct_size`): each loads and passes the
+/// storage suite through the host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_plugin_passes_the_storage_suite_through_the_host() {
     let builds = [
         (c_memory(), 1, "c-memory"),
         (c_memory_v2_older(), 2, "c-memory-v2"),
         (c_memory_v2(), 2, "c-memory-v2"),
+        (c_memory_v2_newer(), 2, "c-memory-v2"),
     ];
     for (path, abi, name) in builds {
         let inspected = plugin_host::inspect(path.clone(), None).await.unwrap();

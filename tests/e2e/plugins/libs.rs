@@ -137,6 +137,16 @@ pub fn c_memory_v2() -> PathBuf {
     c_plugin("memory_storage", &["TB_TEST_V2"], "tb_c_memory_v2")
 }
 
+/// The same plugin as an ABI version 2 library built against a newer
+/// header: its table has a field appended after those the broker knows.
+pub fn c_memory_v2_newer() -> PathBuf {
+    c_plugin(
+        "memory_storage",
+        &["TB_TEST_V2", "TB_TEST_V2_NEWER"],
+        "tb_c_memory_v2_newer",
+    )
+}
+
 /// A version 2 table whose `struct_size` is too small to be one.
 pub fn c_memory_v2_too_small() -> PathBuf {
     c_plugin(

@@ -90,6 +90,7 @@ fn assert_checks(args: &[&str], name: &str, suite_line: &str) {
     for needle in [
         &format!("name:         {name}"),
         "ABI version:  2 (this broker loads 1 to 2)",
+        "version:      0.1.0",
         suite_line,
     ] {
         assert!(all.contains(needle), "{needle:?} not in:\n{all}");
@@ -219,6 +220,7 @@ fn build_c(project: &Path, lib_name: &str, extra: &[String]) -> PathBuf {
     let checked = make("check");
     for needle in [
         "ABI version:  2 (this broker loads 1 to 2)",
+        "version:      0.1.0",
         "audit suite: 6 passed, 0 failed, 0 skipped",
     ] {
         assert!(checked.contains(needle), "{needle:?} not in:\n{checked}");

@@ -15,7 +15,9 @@
  * libraries unchanged. Compiled with -DTB_TEST_V2 against the "first version
  * 2" header in tests/c/v2.0/ (today's header without the fields appended
  * since, so its struct_size is smaller), it is a version 2 plugin built
- * against an older version 2 header.
+ * against an older version 2 header; with -DTB_TEST_V2 -DTB_TEST_V2_NEWER
+ * against today's header, one built against a newer header (a larger
+ * struct_size, with a field this broker does not know).
  *
  * Build: cc -std=c11 -shared -fPIC -pthread -I plugins/sdk/tests/c/v1 -o libx.so memory_storage.c
  */
@@ -310,28 +312,42 @@ static const TbStorageV1 STORAGE = {
 #define NAME "c-memory"
 #endif
 
+#define TABLE_FIELDS                                     \
+  .kind = TB_KIND_STORAGE,                               \
+  .name = {(const uint8_t *)NAME, sizeof(NAME) - 1},     \
+  .init = init, .free_buf = free_buf, .audit = NULL,     \
+  .storage = &STORAGE
+
 #ifdef TB_TEST_V2
-static const TbPluginV2 PLUGIN = {
-#ifdef TB_TEST_V2_TOO_SMALL
-    .struct_size = sizeof(size_t), /* garbage: less than the first v2 table */
-#else
-    .struct_size = sizeof(TbPluginV2),
+/* With TB_TEST_V2_NEWER the table is laid out as a newer version 2 header
+ * would have it: a field appended after the last one this broker knows, and
+ * a struct_size that counts it. */
+static const struct {
+  TbPluginV2 table;
+#ifdef TB_TEST_V2_NEWER
+  TbHandleFn appended_later;
 #endif
+} PLUGIN = {
+    .table = {
+#if defined(TB_TEST_V2_TOO_SMALL)
+        .struct_size = sizeof(size_t), /* garbage: less than the first v2 table */
 #else
-static const TbPluginV1 PLUGIN = {
+        .struct_size = sizeof(PLUGIN),
 #endif
-    .kind = TB_KIND_STORAGE,
-    .name = {(const uint8_t *)NAME, sizeof(NAME) - 1},
-    .init = init,
-    .free_buf = free_buf,
-    .audit = NULL,
-    .storage = &STORAGE,
+        TABLE_FIELDS,
+    },
+#ifdef TB_TEST_V2_NEWER
+    .appended_later = close_,
+#endif
 };
 
 uint32_t twilio_broker_plugin_abi_version(void) { return TB_ABI_VERSION; }
 
-#ifdef TB_TEST_V2
-const TbPluginV2 *twilio_broker_plugin_v2(void) { return &PLUGIN; }
+const TbPluginV2 *twilio_broker_plugin_v2(void) { return &PLUGIN.table; }
 #else
+static const TbPluginV1 PLUGIN = {TABLE_FIELDS};
+
+uint32_t twilio_broker_plugin_abi_version(void) { return TB_ABI_VERSION; }
+
 const TbPluginV1 *twilio_broker_plugin_v1(void) { return &PLUGIN; }
 #endif
