@@ -5,7 +5,7 @@
 //!
 //! `twilio-broker plugin new audit|storage NAME [--lang rust|c]`: writes a
 //! buildable plugin project from the templates in `plugins/templates/` and
-//! `plugins/examples/c-audit/` (compiled into the binary).
+//! `plugins/examples/c-audit/` and `c-storage/` (compiled into the binary).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -327,6 +327,30 @@ const C_AUDIT: Template = &[
     ),
 ];
 
+/// The C storage example, copied and renamed (its name is `c-memstore`).
+const C_STORAGE: Template = &[
+    (
+        "storage.c",
+        include_str!("../../../plugins/examples/c-storage/storage.c"),
+    ),
+    (
+        "Makefile",
+        include_str!("../../../plugins/examples/c-storage/Makefile"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../plugins/examples/c-storage/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../plugins/examples/c-storage/.gitignore"),
+    ),
+    (
+        "include/twilio_broker_plugin.h",
+        include_str!("../../../plugins/sdk/include/twilio_broker_plugin.h"),
+    ),
+];
+
 /// Checks a plugin name: it becomes a directory, a Cargo package, a C
 /// identifier (with `_` for `-`) and the plugin's name in the broker's logs.
 fn check_name(name: &str) -> anyhow::Result<()> {
@@ -429,8 +453,8 @@ fn render_rust(text: &str, name: &str, kind: Kind, sdk: &str) -> String {
         .replace("{{config_toml}}", &config_toml)
 }
 
-/// Renames the C example (`c-jsonl`) and points its Makefile at the copy of
-/// the header in the project.
+/// Renames a C example (`c-jsonl`, `c-memstore`) and points its Makefile at
+/// the copy of the header in the project.
 fn render_c(text: &str, name: &str) -> String {
     text.replace(
         "TB_INCLUDE    ?= ../../sdk/include",
@@ -442,6 +466,8 @@ fn render_c(text: &str, name: &str) -> String {
     )
     .replace("c-jsonl", name)
     .replace("c_jsonl", &name.replace('-', "_"))
+    .replace("c-memstore", name)
+    .replace("c_memstore", &name.replace('-', "_"))
 }
 
 fn new_project(args: &NewArgs) -> anyhow::Result<()> {
@@ -458,11 +484,15 @@ fn new_project(args: &NewArgs) -> anyhow::Result<()> {
                 .map(|(path, text)| (*path, render_rust(text, &args.name, kind, &sdk)))
                 .collect()
         }
-        (Lang::C, Kind::Audit) => {
+        (Lang::C, kind) => {
             if args.sdk.is_some() || args.sdk_tag.is_some() {
                 anyhow::bail!("--sdk is for Rust projects; a C project carries its own header");
             }
-            C_AUDIT
+            let template = match kind {
+                Kind::Audit => C_AUDIT,
+                Kind::Storage => C_STORAGE,
+            };
+            template
                 .iter()
                 .map(|(path, text)| {
                     let text = if path.ends_with(".h") {
@@ -474,11 +504,6 @@ fn new_project(args: &NewArgs) -> anyhow::Result<()> {
                 })
                 .collect()
         }
-        (Lang::C, Kind::Storage) => anyhow::bail!(
-            "there is no C storage template yet: use --lang rust, or start from \
-             plugins/sdk/tests/c/memory_storage.c in the twilio-broker sources (a complete \
-             in-memory storage plugin in C that passes the conformance suite)"
-        ),
     };
     let root = args.dir.join(&args.name);
     if root.exists() {
