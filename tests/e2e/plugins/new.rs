@@ -307,7 +307,7 @@ fn the_c_examples_build_and_check() {
         for file in [source, "Makefile", "README.md"] {
             std::fs::copy(from.join(file), copy.join(file)).unwrap();
         }
-        build_c_with(&copy, lib, &[include.clone()], suite_line);
+        build_c_with(&copy, lib, std::slice::from_ref(&include), suite_line);
     }
 }
 
