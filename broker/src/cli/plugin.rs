@@ -537,3 +537,89 @@ fn new_project(args: &NewArgs) -> anyhow::Result<()> {
     println!("\nnext:\n{next}\n(see README.md)");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(sdk: Option<&str>, tag: Option<&str>) -> NewArgs {
+        NewArgs {
+            kind: Kind::Audit,
+            name: "my-siem".into(),
+            lang: Lang::Rust,
+            dir: PathBuf::from("."),
+            sdk: sdk.map(str::to_owned),
+            sdk_tag: tag.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_git_sdk_is_pinned_to_this_brokers_tag_or_the_one_given() {
+        let url = "https://git.example.com/twilio-broker.git";
+        assert_eq!(
+            sdk_dependency(&args(Some(url), None)).unwrap(),
+            format!(
+                "{{ git = \"{url}\", tag = \"v{}\" }}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(
+            sdk_dependency(&args(Some("git@host:tb.git"), Some("v9.9.9"))).unwrap(),
+            "{ git = \"git@host:tb.git\", tag = \"v9.9.9\" }"
+        );
+        let missing = sdk_dependency(&args(None, None)).unwrap_err().to_string();
+        assert!(missing.contains("--sdk is required"), "{missing}");
+        let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
+        let path = sdk_dependency(&args(Some(sdk), None)).unwrap();
+        assert!(
+            path.starts_with("{ path = \"/") && path.ends_with("plugins/sdk\" }"),
+            "{path}"
+        );
+        let tagged_path = sdk_dependency(&args(Some(sdk), Some("v1"))).unwrap_err();
+        assert!(
+            tagged_path
+                .to_string()
+                .contains("--sdk-tag goes with a git URL")
+        );
+    }
+
+    #[test]
+    fn names_become_types_and_bad_names_are_refused() {
+        assert_eq!(type_name("my-siem"), "MySiem");
+        assert_eq!(type_name("kafka2"), "Kafka2");
+        for good in ["a", "my-siem", "s3-store-2"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "My", "9lives", "a_b", "a-", "a b", &"a".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn templates_leave_no_placeholder_behind() {
+        for kind in [Kind::Audit, Kind::Storage] {
+            let template = match kind {
+                Kind::Audit => RUST_AUDIT,
+                Kind::Storage => RUST_STORAGE,
+            };
+            for (path, text) in template {
+                let out = render_rust(text, "my-siem", kind, "{ path = \"/sdk\" }");
+                assert!(!out.contains("{{"), "{path}: {out}");
+            }
+        }
+        for (path, text) in C_AUDIT.iter().chain(C_STORAGE) {
+            if !path.ends_with(".h") {
+                let out = render_c(text, "my-siem");
+                for old in [
+                    "c-jsonl",
+                    "c_jsonl",
+                    "c-memstore",
+                    "c_memstore",
+                    "../../sdk",
+                ] {
+                    assert!(!out.contains(old), "{path} still says {old}");
+                }
+            }
+        }
+    }
+}
