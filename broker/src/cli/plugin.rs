@@ -557,25 +557,27 @@ mod tests {
     fn a_git_sdk_is_pinned_to_this_brokers_tag_or_the_one_given() {
         let url = "https://git.example.com/twilio-broker.git";
         assert_eq!(
-            sdk_dependency(&args(Some(url), None)).unwrap(),
+            sdk_dependency(&args(Some(url), None)).expect("rendered"),
             format!(
                 "{{ git = \"{url}\", tag = \"v{}\" }}",
                 env!("CARGO_PKG_VERSION")
             )
         );
         assert_eq!(
-            sdk_dependency(&args(Some("git@host:tb.git"), Some("v9.9.9"))).unwrap(),
+            sdk_dependency(&args(Some("git@host:tb.git"), Some("v9.9.9"))).expect("rendered"),
             "{ git = \"git@host:tb.git\", tag = \"v9.9.9\" }"
         );
-        let missing = sdk_dependency(&args(None, None)).unwrap_err().to_string();
+        let missing = sdk_dependency(&args(None, None))
+            .expect_err("refused")
+            .to_string();
         assert!(missing.contains("--sdk is required"), "{missing}");
         let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
-        let path = sdk_dependency(&args(Some(sdk), None)).unwrap();
+        let path = sdk_dependency(&args(Some(sdk), None)).expect("rendered");
         assert!(
             path.starts_with("{ path = \"/") && path.ends_with("plugins/sdk\" }"),
             "{path}"
         );
-        let tagged_path = sdk_dependency(&args(Some(sdk), Some("v1"))).unwrap_err();
+        let tagged_path = sdk_dependency(&args(Some(sdk), Some("v1"))).expect_err("refused");
         assert!(
             tagged_path
                 .to_string()
