@@ -14,7 +14,11 @@ pub enum Decision {
 
 /// What happened in one RPC. Holds names, ids and times only: never a
 /// secret, never a token.
+///
+/// Serialized with `"version": "1"` first, the version of its JSON shape
+/// (`plugins/sdk/schema/audit-event.schema.json`; bumped on any change).
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "version", rename = "1")]
 pub struct AuditEvent {
     /// When the call arrived (RFC 3339, UTC).
     pub time: String,

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use twilio_broker_plugin_sdk::abi::{
-    TB_ABI_VERSION, TB_ABI_VERSION_SYMBOL, TB_PLUGIN_V1_SYMBOL, TbPluginV1,
+    TB_ABI_VERSION, TB_ABI_VERSION_OLDEST, TB_ABI_VERSION_SYMBOL, TB_PLUGIN_V1_SYMBOL,
+    TB_PLUGIN_V2_SYMBOL, TbPluginV1, TbPluginV2,
 };
 
 use super::guard::Guard;
@@ -62,18 +63,20 @@ pub enum LoadError {
         /// The symbol.
         symbol: &'static str,
     },
-    /// The library speaks another ABI version.
+    /// The library speaks an ABI version this broker does not load.
     #[error(
-        "plugin {path} speaks plugin ABI version {found}, but this broker speaks version \
-         {supported}; rebuild the plugin against a matching SDK"
+        "plugin {path} speaks plugin ABI version {found}, but this broker loads versions \
+         {oldest} to {newest}; rebuild the plugin against a matching SDK or header"
     )]
     AbiVersion {
         /// The library path.
         path: PathBuf,
         /// The version the library reports.
         found: u32,
-        /// The version the broker speaks.
-        supported: u32,
+        /// The oldest version the broker loads.
+        oldest: u32,
+        /// The newest version the broker loads.
+        newest: u32,
     },
     /// The plugin table is malformed.
     #[error("plugin {path} has a malformed plugin table: {what}")]
@@ -124,6 +127,8 @@ pub struct Inspected {
     pub kind: PluginKind,
     /// The ABI version it speaks.
     pub abi_version: u32,
+    /// The plugin's own version, when its table has one (ABI version 2).
+    pub plugin_version: Option<String>,
     /// The file's SHA-256.
     pub sha256: Sha256Pin,
     table: Table,
@@ -169,7 +174,8 @@ pub async fn init(spec: &PluginSpec, inspected: Inspected) -> Result<Loaded, Loa
         })?;
     let guard = Guard::new(&name, spec.timeout());
     tracing::info!(plugin = %name, kind = %inspected.kind, path = %spec.path.display(),
-        sha256 = %inspected.sha256, "plugin loaded");
+        sha256 = %inspected.sha256, abi_version = inspected.abi_version,
+        version = inspected.plugin_version.as_deref().unwrap_or("-"), "plugin loaded");
     Ok(match inspected.kind {
         PluginKind::Audit => Loaded::Audit(PluginAuditSink::new(raw, guard, spec.required)),
         PluginKind::Storage => Loaded::Storage(PluginStore::new(raw, guard)),
@@ -220,26 +226,44 @@ fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, Loa
         path: path.to_owned(),
         symbol: TB_ABI_VERSION_SYMBOL,
     })?;
-    if version != TB_ABI_VERSION {
-        return Err(LoadError::AbiVersion {
-            path: path.to_owned(),
-            found: version,
-            supported: TB_ABI_VERSION,
-        });
-    }
-    // SAFETY: ABI version 1 declares `const TbPluginV1 *(void)`.
-    let table = unsafe {
-        library
-            .get::<unsafe extern "C" fn() -> *const TbPluginV1>(TB_PLUGIN_V1_SYMBOL)
-            .map(|f| f())
-    }
-    .map_err(|_| LoadError::MissingSymbol {
+    let missing = |symbol| LoadError::MissingSymbol {
         path: path.to_owned(),
-        symbol: TB_PLUGIN_V1_SYMBOL,
-    })?;
-    // SAFETY: the pointer comes from the library, which is leaked below and
-    // so stays loaded for the life of the process.
-    let table = unsafe { Table::validate(table) }.map_err(|what| LoadError::BadTable {
+        symbol,
+    };
+    let table = match version {
+        1 => {
+            // SAFETY: ABI version 1 declares `const TbPluginV1 *(void)`.
+            let table = unsafe {
+                library
+                    .get::<unsafe extern "C" fn() -> *const TbPluginV1>(TB_PLUGIN_V1_SYMBOL)
+                    .map(|f| f())
+            }
+            .map_err(|_| missing(TB_PLUGIN_V1_SYMBOL))?;
+            // SAFETY: the pointer comes from the library, which is leaked
+            // above and so stays loaded for the life of the process.
+            unsafe { Table::validate_v1(table) }
+        }
+        2 => {
+            // SAFETY: ABI version 2 declares `const TbPluginV2 *(void)`.
+            let table = unsafe {
+                library
+                    .get::<unsafe extern "C" fn() -> *const TbPluginV2>(TB_PLUGIN_V2_SYMBOL)
+                    .map(|f| f())
+            }
+            .map_err(|_| missing(TB_PLUGIN_V2_SYMBOL))?;
+            // SAFETY: as above.
+            unsafe { Table::validate_v2(table) }
+        }
+        found => {
+            return Err(LoadError::AbiVersion {
+                path: path.to_owned(),
+                found,
+                oldest: TB_ABI_VERSION_OLDEST,
+                newest: TB_ABI_VERSION,
+            });
+        }
+    }
+    .map_err(|what| LoadError::BadTable {
         path: path.to_owned(),
         what,
     })?;
@@ -247,6 +271,7 @@ fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, Loa
         name: table.name.clone(),
         kind: table.kind(),
         abi_version: version,
+        plugin_version: table.version.clone(),
         sha256,
         table,
     })

@@ -10,8 +10,9 @@
 //!
 //! | plugin behaviour              | what the broker does                                   | caller sees |
 //! |-------------------------------|--------------------------------------------------------|-------------|
-//! | wrong ABI version             | refuses at start-up, naming both versions              | no start    |
+//! | ABI version not 1 or 2        | refuses at start-up, naming both sides' versions       | no start    |
 //! | missing symbol or table entry | refuses at start-up, naming it                         | no start    |
+//! | `struct_size` too small (v2)  | refuses at start-up, naming the table                  | no start    |
 //! | sha256 differs from the pin   | refuses at start-up, before loading                    | no start    |
 //! | `init` fails or times out     | refuses at start-up with the plugin's message          | no start    |
 //! | returns an error status       | [`PluginError::Failed`]                                | UNAVAILABLE |

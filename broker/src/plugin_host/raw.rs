@@ -63,67 +63,236 @@ enum Calls {
 pub(super) struct Table {
     /// The plugin's name, from its table.
     pub(super) name: String,
+    /// The plugin's own version, from its table (ABI version 2, optional).
+    pub(super) version: Option<String>,
     init: unsafe extern "C" fn(TbSlice, *mut *mut c_void, *mut TbBuf) -> i32,
     free_buf: unsafe extern "C" fn(TbBuf),
     calls: Calls,
+}
+
+/// A short printable ASCII label from a table (`None` when empty).
+///
+/// # Safety
+/// `s` must be empty or point at `len` static bytes of a loaded library.
+unsafe fn label(s: TbSlice, what: &str) -> Result<Option<String>, String> {
+    if s.len == 0 {
+        return Ok(None);
+    }
+    if s.ptr.is_null() || s.len > MAX_NAME {
+        return Err(format!(
+            "the plugin {what} must be at most {MAX_NAME} bytes"
+        ));
+    }
+    // SAFETY: a static label of `len` bytes in the library.
+    let bytes = unsafe { std::slice::from_raw_parts(s.ptr, s.len) };
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|n| n.chars().all(|c| c.is_ascii_graphic()))
+        .map(|n| Some(n.to_owned()))
+        .ok_or_else(|| format!("the plugin {what} is not printable ASCII"))
 }
 
 fn need<T>(f: Option<T>, what: &str) -> Result<T, String> {
     f.ok_or_else(|| format!("the table has no `{what}` function"))
 }
 
+/// The most bytes a version 2 table may claim in `struct_size`: more is
+/// garbage, not a newer header.
+const MAX_TABLE: usize = 4096;
+
+/// A table's fields as the host reads them, whatever the ABI version.
+struct Fields {
+    kind: u32,
+    name: TbSlice,
+    init: TbInitFn,
+    free_buf: TbFreeBufFn,
+    /// `None`: the table has no audit table.
+    audit: Option<AuditFields>,
+    /// `None`: the table has no storage table.
+    storage: Option<TbStorageV2>,
+    version: TbSlice,
+}
+
+struct AuditFields {
+    record: TbRecordFn,
+    flush: TbHandleFn,
+    close: TbHandleFn,
+}
+
+/// Reads a version 2 table of `struct_size` bytes into a `T`: the fields the
+/// plugin's header had are copied, the fields appended since (which are
+/// optional by the ABI's rules) stay zero, i.e. null / empty; the fields a
+/// newer header appended beyond `T` are not read.
+///
+/// # Safety
+/// `ptr` must be non-null and point at a table that starts with a `size_t`
+/// `struct_size` and has that many readable bytes. `T` must be a table type
+/// of [`twilio_broker_plugin_sdk::abi`], for which all-zero bytes are valid
+/// (null pointers, `None` functions, zero numbers).
+unsafe fn read_sized<T: Copy>(ptr: *const T, min: usize, what: &str) -> Result<T, String> {
+    // SAFETY: every version 2 table starts with `struct_size`.
+    let size = unsafe { ptr.cast::<usize>().read() };
+    if size < min {
+        return Err(format!(
+            "{what}.struct_size is {size}, smaller than the {min} bytes of the first ABI version \
+             2 {what} (set it to sizeof({what}))"
+        ));
+    }
+    if size > MAX_TABLE {
+        return Err(format!(
+            "{what}.struct_size is {size}, more than any {what} can be"
+        ));
+    }
+    let mut out = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the plugin vouches for `size` readable bytes; at most
+    // `size_of::<T>()` are written into `out`; all-zero is a valid `T` and
+    // the copied bytes are the plugin's values of the same fields.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            ptr.cast::<u8>(),
+            out.as_mut_ptr().cast::<u8>(),
+            size.min(size_of::<T>()),
+        );
+        Ok(out.assume_init())
+    }
+}
+
+/// The size of the first version 2 `TbPluginV2`: up to and including
+/// `storage` (`version` was appended after it).
+const PLUGIN_V2_MIN: usize =
+    std::mem::offset_of!(TbPluginV2, storage) + size_of::<*const TbStorageV2>();
+/// The size of the first version 2 `TbAuditV2`.
+const AUDIT_V2_MIN: usize = size_of::<TbAuditV2>();
+/// The size of the first version 2 `TbStorageV2`.
+const STORAGE_V2_MIN: usize = size_of::<TbStorageV2>();
+
 impl Table {
-    /// Checks a plugin table: known kind, a printable name, every required
-    /// function present.
+    /// Checks a version 1 plugin table (exact-match structs).
     ///
     /// # Safety
     /// `table` must point at a `TbPluginV1` of a library that stays loaded.
-    pub(super) unsafe fn validate(table: *const TbPluginV1) -> Result<Table, String> {
+    pub(super) unsafe fn validate_v1(table: *const TbPluginV1) -> Result<Table, String> {
         if table.is_null() {
             return Err("the plugin table pointer is null".into());
         }
         // SAFETY: non-null, and the caller vouches for the table.
         let t = unsafe { *table };
-        if t.name.ptr.is_null() || t.name.len == 0 || t.name.len > MAX_NAME {
-            return Err(format!("the plugin name must be 1 to {MAX_NAME} bytes"));
+        let audit = match t.audit.is_null() {
+            true => None,
+            // SAFETY: non-null pointer to a static table of the library.
+            false => Some(unsafe { *t.audit }).map(|a| AuditFields {
+                record: a.record,
+                flush: a.flush,
+                close: a.close,
+            }),
+        };
+        let storage = match t.storage.is_null() {
+            true => None,
+            // SAFETY: non-null pointer to a static table of the library.
+            false => Some(unsafe { *t.storage }).map(|s| TbStorageV2 {
+                struct_size: size_of::<TbStorageV2>(),
+                get: s.get,
+                put: s.put,
+                delete: s.delete,
+                list: s.list,
+                compare_and_swap: s.compare_and_swap,
+                wait_for_change: s.wait_for_change,
+                close: s.close,
+            }),
+        };
+        // SAFETY: the names of a live table.
+        unsafe {
+            Table::check(Fields {
+                kind: t.kind,
+                name: t.name,
+                init: t.init,
+                free_buf: t.free_buf,
+                audit,
+                storage,
+                version: TbSlice {
+                    ptr: std::ptr::null(),
+                    len: 0,
+                },
+            })
         }
-        // SAFETY: a static name of `len` bytes in the library.
-        let name = unsafe { std::slice::from_raw_parts(t.name.ptr, t.name.len) };
-        let name = std::str::from_utf8(name)
-            .ok()
-            .filter(|n| n.chars().all(|c| c.is_ascii_graphic()))
-            .ok_or("the plugin name is not printable ASCII")?
-            .to_owned();
-        let calls = match t.kind {
-            TB_KIND_AUDIT if !t.audit.is_null() && t.storage.is_null() => {
-                // SAFETY: non-null pointer to a static table of the library.
-                let a = unsafe { *t.audit };
-                Calls::Audit(AuditCalls {
-                    record: need(a.record, "audit.record")?,
-                    flush: need(a.flush, "audit.flush")?,
-                    close: need(a.close, "audit.close")?,
-                })
-            }
-            TB_KIND_STORAGE if !t.storage.is_null() && t.audit.is_null() => {
-                // SAFETY: non-null pointer to a static table of the library.
-                let s = unsafe { *t.storage };
-                Calls::Storage(StorageCalls {
-                    get: need(s.get, "storage.get")?,
-                    put: need(s.put, "storage.put")?,
-                    delete: need(s.delete, "storage.delete")?,
-                    list: need(s.list, "storage.list")?,
-                    cas: need(s.compare_and_swap, "storage.compare_and_swap")?,
-                    wait: s.wait_for_change,
-                    close: need(s.close, "storage.close")?,
-                })
-            }
-            TB_KIND_AUDIT | TB_KIND_STORAGE => {
+    }
+
+    /// Checks a version 2 plugin table, reading each sub-table by its
+    /// `struct_size` (see [`read_sized`]).
+    ///
+    /// # Safety
+    /// `table` must point at a `TbPluginV2` of a library that stays loaded.
+    pub(super) unsafe fn validate_v2(table: *const TbPluginV2) -> Result<Table, String> {
+        if table.is_null() {
+            return Err("the plugin table pointer is null".into());
+        }
+        // SAFETY: non-null, and the caller vouches for the table.
+        let t = unsafe { read_sized(table, PLUGIN_V2_MIN, "TbPluginV2") }?;
+        let audit = match t.audit.is_null() {
+            true => None,
+            // SAFETY: non-null pointer to a static table of the library.
+            false => Some(unsafe { read_sized(t.audit, AUDIT_V2_MIN, "TbAuditV2") }?).map(|a| {
+                AuditFields {
+                    record: a.record,
+                    flush: a.flush,
+                    close: a.close,
+                }
+            }),
+        };
+        let storage = match t.storage.is_null() {
+            true => None,
+            // SAFETY: non-null pointer to a static table of the library.
+            false => Some(unsafe { read_sized(t.storage, STORAGE_V2_MIN, "TbStorageV2") }?),
+        };
+        // SAFETY: the names of a live table.
+        unsafe {
+            Table::check(Fields {
+                kind: t.kind,
+                name: t.name,
+                init: t.init,
+                free_buf: t.free_buf,
+                audit,
+                storage,
+                version: t.version,
+            })
+        }
+    }
+
+    /// Checks a table's fields: known kind, a printable name (and version),
+    /// every required function present.
+    ///
+    /// # Safety
+    /// `name` and `version` must be empty or point at static bytes of a
+    /// library that stays loaded.
+    unsafe fn check(t: Fields) -> Result<Table, String> {
+        // SAFETY: forwarded from the caller.
+        let name = unsafe { label(t.name, "name") }?
+            .ok_or_else(|| format!("the plugin name must be 1 to {MAX_NAME} bytes"))?;
+        // SAFETY: forwarded from the caller.
+        let version = unsafe { label(t.version, "version") }?;
+        let calls = match (t.kind, t.audit, t.storage) {
+            (TB_KIND_AUDIT, Some(a), None) => Calls::Audit(AuditCalls {
+                record: need(a.record, "audit.record")?,
+                flush: need(a.flush, "audit.flush")?,
+                close: need(a.close, "audit.close")?,
+            }),
+            (TB_KIND_STORAGE, None, Some(s)) => Calls::Storage(StorageCalls {
+                get: need(s.get, "storage.get")?,
+                put: need(s.put, "storage.put")?,
+                delete: need(s.delete, "storage.delete")?,
+                list: need(s.list, "storage.list")?,
+                cas: need(s.compare_and_swap, "storage.compare_and_swap")?,
+                wait: s.wait_for_change,
+                close: need(s.close, "storage.close")?,
+            }),
+            (TB_KIND_AUDIT | TB_KIND_STORAGE, _, _) => {
                 return Err("exactly the table of the plugin's kind must be set".into());
             }
-            other => return Err(format!("unknown plugin kind {other}")),
+            (other, _, _) => return Err(format!("unknown plugin kind {other}")),
         };
         Ok(Table {
             name,
+            version,
             init: need(t.init, "init")?,
             free_buf: need(t.free_buf, "free_buf")?,
             calls,

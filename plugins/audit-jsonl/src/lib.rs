@@ -1,9 +1,10 @@
 //! An audit sink that appends each event as one JSON line to a file.
 //!
-//! This is the template for plugin authors: read it top to bottom. A plugin
-//! is a type implementing two traits from the SDK ([`Audit`]: what the
-//! broker calls for each event; [`AuditPlugin`]: how it is built and shut
-//! down) and one macro call that exports it. There is no `unsafe` here: the
+//! A complete example for plugin authors: read it top to bottom (start your
+//! own with `twilio-broker plugin new`). A plugin is a type implementing two
+//! traits from the SDK ([`Audit`]: what the broker calls for each event;
+//! [`AuditPlugin`]: how it is built and shut down) and one macro call that
+//! exports it. There is no `unsafe` here: the
 //! SDK owns the C boundary, catches panics there, and checks that each event
 //! is valid JSON before it reaches [`Audit::record`].
 //!

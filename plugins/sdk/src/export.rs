@@ -6,7 +6,8 @@
 //! [`StoragePlugin`]: crate::StoragePlugin
 
 /// Exports an [`AuditPlugin`](crate::AuditPlugin) type as this library's
-/// plugin: defines the two ABI symbols and the static tables. Use once per
+/// plugin: defines the two ABI symbols and the static tables (ABI version 2;
+/// the table's `version` is the crate's `CARGO_PKG_VERSION`). Use once per
 /// library, in a crate built as `crate-type = ["cdylib"]`.
 ///
 /// ```ignore
@@ -16,16 +17,17 @@
 macro_rules! export_audit_sink {
     ($plugin:ty) => {
         const _: () = {
-            static AUDIT: $crate::abi::TbAuditV1 = $crate::abi::glue::audit_table::<$plugin>();
-            static PLUGIN: $crate::abi::TbPluginV1 =
-                $crate::abi::glue::audit_plugin::<$plugin>(&AUDIT);
+            static AUDIT: $crate::abi::TbAuditV2 = $crate::abi::glue::audit_table::<$plugin>();
+            static PLUGIN: $crate::abi::TbPluginV2 =
+                $crate::abi::glue::audit_plugin::<$plugin>(&AUDIT, env!("CARGO_PKG_VERSION"));
             $crate::__export_symbols!(PLUGIN);
         };
     };
 }
 
 /// Exports a [`StoragePlugin`](crate::StoragePlugin) type as this library's
-/// plugin: defines the two ABI symbols and the static tables. Use once per
+/// plugin: defines the two ABI symbols and the static tables (ABI version 2;
+/// the table's `version` is the crate's `CARGO_PKG_VERSION`). Use once per
 /// library, in a crate built as `crate-type = ["cdylib"]`.
 ///
 /// ```ignore
@@ -35,10 +37,10 @@ macro_rules! export_audit_sink {
 macro_rules! export_storage {
     ($plugin:ty) => {
         const _: () = {
-            static STORAGE: $crate::abi::TbStorageV1 =
+            static STORAGE: $crate::abi::TbStorageV2 =
                 $crate::abi::glue::storage_table::<$plugin>();
-            static PLUGIN: $crate::abi::TbPluginV1 =
-                $crate::abi::glue::storage_plugin::<$plugin>(&STORAGE);
+            static PLUGIN: $crate::abi::TbPluginV2 =
+                $crate::abi::glue::storage_plugin::<$plugin>(&STORAGE, env!("CARGO_PKG_VERSION"));
             $crate::__export_symbols!(PLUGIN);
         };
     };
@@ -57,7 +59,7 @@ macro_rules! __export_symbols {
 
         /// The plugin table (valid for the life of the library).
         #[unsafe(no_mangle)]
-        pub extern "C" fn twilio_broker_plugin_v1() -> *const $crate::abi::TbPluginV1 {
+        pub extern "C" fn twilio_broker_plugin_v2() -> *const $crate::abi::TbPluginV2 {
             &$table
         }
     };

@@ -6,6 +6,15 @@
 //! [`conformance`] suites that every backend passes (the broker's own sled
 //! store included).
 //!
+//! Depend on it from your plugin's own repository with the tag of the
+//! broker release you run (`twilio-broker plugin new` writes this for you):
+//! ```toml
+//! [dependencies]
+//! twilio-broker-plugin-sdk = { git = "<twilio-broker repository URL>", tag = "v0.1.0" }
+//! ```
+//! Plugins built with this SDK speak plugin ABI version 2; the broker loads
+//! versions 1 and 2.
+//!
 //! A storage plugin, whole:
 //! ```ignore
 //! use twilio_broker_plugin_sdk::{Cas, PluginError, Storage, StoragePlugin, Versioned};

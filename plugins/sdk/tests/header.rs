@@ -58,6 +58,11 @@ fn cc() -> Option<&'static str> {
 }
 
 fn compile_c(source: &str, dir: &Path) {
+    compile_c_with(source, dir, &sdk_dir().join("include"), &[]);
+}
+
+/// Compiles `source` against the header in `include`, with `-D` `defines`.
+fn compile_c_with(source: &str, dir: &Path, include: &Path, defines: &[&str]) {
     let Some(cc) = cc() else { return };
     let file = dir.join("check.c");
     std::fs::write(&file, source).expect("write C file");
@@ -70,7 +75,8 @@ fn compile_c(source: &str, dir: &Path) {
             "-fsyntax-only",
             "-I",
         ])
-        .arg(sdk_dir().join("include"))
+        .arg(include)
+        .args(defines.iter().map(|d| format!("-D{d}")))
         .arg(&file)
         .output()
         .expect("run cc");
@@ -122,7 +128,43 @@ fn c_sees_the_same_layout_as_rust() {
             "offsetof(TbAuditV1, close)",
             offset_of!(abi::TbAuditV1, close),
         ),
+        ("sizeof(TbAuditV2)", size_of::<abi::TbAuditV2>()),
+        ("sizeof(TbStorageV2)", size_of::<abi::TbStorageV2>()),
+        ("sizeof(TbPluginV2)", size_of::<abi::TbPluginV2>()),
+        (
+            "offsetof(TbPluginV2, kind)",
+            offset_of!(abi::TbPluginV2, kind),
+        ),
+        (
+            "offsetof(TbPluginV2, name)",
+            offset_of!(abi::TbPluginV2, name),
+        ),
+        (
+            "offsetof(TbPluginV2, init)",
+            offset_of!(abi::TbPluginV2, init),
+        ),
+        (
+            "offsetof(TbPluginV2, storage)",
+            offset_of!(abi::TbPluginV2, storage),
+        ),
+        (
+            "offsetof(TbPluginV2, version)",
+            offset_of!(abi::TbPluginV2, version),
+        ),
+        (
+            "offsetof(TbStorageV2, get)",
+            offset_of!(abi::TbStorageV2, get),
+        ),
+        (
+            "offsetof(TbStorageV2, close)",
+            offset_of!(abi::TbStorageV2, close),
+        ),
+        (
+            "offsetof(TbAuditV2, close)",
+            offset_of!(abi::TbAuditV2, close),
+        ),
         ("TB_ABI_VERSION", abi::TB_ABI_VERSION as usize),
+        ("TB_ABI_VERSION_OLDEST", abi::TB_ABI_VERSION_OLDEST as usize),
         ("TB_KIND_STORAGE", abi::TB_KIND_STORAGE as usize),
         ("TB_STATUS_PANICKED", abi::TB_STATUS_PANICKED as usize),
     ];
@@ -143,5 +185,55 @@ fn the_c_test_plugins_compile_against_the_header() {
             let source = std::fs::read_to_string(&path).expect("read C source");
             compile_c(&source, dir.path());
         }
+    }
+}
+
+/// The version 1 and "first version 2" fixture headers stay compatible with
+/// today's: the version 1 structs are unchanged, and the older version 2
+/// structs are a prefix of today's (only optional fields were appended).
+#[test]
+fn the_fixture_headers_are_prefixes_of_todays() {
+    use std::mem::{offset_of, size_of};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v1 = format!(
+        "#include <stddef.h>\n#include \"twilio_broker_plugin.h\"\n\
+         _Static_assert(TB_ABI_VERSION == 1, \"v1\");\n\
+         _Static_assert(sizeof(TbPluginV1) == {}, \"TbPluginV1\");\n\
+         _Static_assert(sizeof(TbStorageV1) == {}, \"TbStorageV1\");\n\
+         _Static_assert(sizeof(TbAuditV1) == {}, \"TbAuditV1\");\n",
+        size_of::<abi::TbPluginV1>(),
+        size_of::<abi::TbStorageV1>(),
+        size_of::<abi::TbAuditV1>(),
+    );
+    compile_c_with(&v1, dir.path(), &sdk_dir().join("tests/c/v1"), &[]);
+    let v2_0 = format!(
+        "#include <stddef.h>\n#include \"twilio_broker_plugin.h\"\n\
+         _Static_assert(TB_ABI_VERSION == 2, \"v2\");\n\
+         _Static_assert(sizeof(TbPluginV2) == {}, \"TbPluginV2 ends at storage\");\n\
+         _Static_assert(offsetof(TbPluginV2, storage) == {}, \"storage\");\n\
+         _Static_assert(sizeof(TbStorageV2) == {}, \"TbStorageV2\");\n\
+         _Static_assert(sizeof(TbAuditV2) == {}, \"TbAuditV2\");\n",
+        offset_of!(abi::TbPluginV2, version),
+        offset_of!(abi::TbPluginV2, storage),
+        size_of::<abi::TbStorageV2>(),
+        size_of::<abi::TbAuditV2>(),
+    );
+    compile_c_with(&v2_0, dir.path(), &sdk_dir().join("tests/c/v2.0"), &[]);
+    let memory = std::fs::read_to_string(sdk_dir().join("tests/c/memory_storage.c"))
+        .expect("memory_storage.c");
+    compile_c_with(&memory, dir.path(), &sdk_dir().join("tests/c/v1"), &[]);
+    compile_c_with(
+        &memory,
+        dir.path(),
+        &sdk_dir().join("tests/c/v2.0"),
+        &["TB_TEST_V2"],
+    );
+    for defines in [
+        &["TB_TEST_V2"][..],
+        &["TB_TEST_V2", "TB_TEST_V2_NEWER"],
+        &["TB_TEST_V2", "TB_TEST_V2_TOO_SMALL"],
+        &["TB_TEST_GARBAGE"],
+    ] {
+        compile_c_with(&memory, dir.path(), &sdk_dir().join("include"), defines);
     }
 }

@@ -169,3 +169,32 @@ fn the_audit_suite_catches_lost_events_and_skips_without_readback() {
         Some(Outcome::Skipped(_))
     ));
 }
+
+/// Every case of both suites has its own hint, and a failure prints it.
+#[test]
+fn every_case_has_a_hint_and_failures_print_it() {
+    let storage = conformance::storage::run(&MemoryStorage::new());
+    let audit = conformance::audit::run(
+        &Lossy {
+            seen: Default::default(),
+        },
+        None,
+    );
+    for case in storage.cases.iter().chain(&audit.cases) {
+        assert!(
+            !case.hint.starts_with("see the contract"),
+            "no hint for {:?}",
+            case.name
+        );
+    }
+    let failing = conformance::storage::run(&Buggy {
+        inner: MemoryStorage::new(),
+        bug: Bug::BlindSwap,
+    });
+    let text = failing.to_string();
+    let hinted = failing.failures().all(|case| {
+        text.contains(&format!("FAIL  {}", case.name))
+            && text.contains(&format!("hint: {}", case.hint))
+    });
+    assert!(failing.failures().count() > 0 && hinted, "{text}");
+}

@@ -28,11 +28,16 @@ fn check(path: &Path, config: serde_json::Value) -> Checked {
 }
 
 fn assert_conforms(checked: &Checked, kind: &str, name: &str) {
+    let abi = if name.starts_with("c-memory") && !name.ends_with("v2") {
+        1
+    } else {
+        2
+    };
     assert!(checked.ok, "{}\n{}", checked.stdout, checked.stderr);
     for needle in [
         &format!("kind:         {kind}"),
         &format!("name:         {name}"),
-        "ABI version:  1 (this broker speaks 1)",
+        &format!("ABI version:  {abi} (this broker loads 1 to 2)"),
         "init:         ok",
         &format!("{kind} suite: "),
         " 0 failed",
@@ -88,6 +93,13 @@ fn a_non_conforming_or_refused_plugin_fails_the_check() {
         failing.stdout
     );
     assert!(
+        failing
+            .stdout
+            .contains("hint: expected version 0 means `insert only if absent`"),
+        "every FAIL has its hint:\n{}",
+        failing.stdout
+    );
+    assert!(
         failing.stderr.contains("does not conform"),
         "{}",
         failing.stderr
@@ -98,9 +110,42 @@ fn a_non_conforming_or_refused_plugin_fails_the_check() {
     assert!(
         wrong
             .stderr
-            .contains("speaks plugin ABI version 999, but this broker speaks version 1"),
+            .contains("speaks plugin ABI version 999, but this broker loads versions 1 to 2"),
         "{}",
         wrong.stderr
+    );
+    assert!(
+        wrong
+            .stderr
+            .contains("hint: rebuild the plugin against the SDK"),
+        "{}",
+        wrong.stderr
+    );
+
+    let jsonl = cargo_plugin("twilio_broker_audit_jsonl")
+        .display()
+        .to_string();
+    let out = run_cli(&["plugin", "check", &jsonl, "--kind", "storage"], "", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("is of kind \"audit\", not \"storage\" as --kind says")
+            && stderr.contains("hint: "),
+        "{stderr}"
+    );
+    let out = run_cli(
+        &[
+            "plugin", "check", &jsonl, "--kind", "audit", "--config", "{}",
+        ],
+        "",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("config.path (the log file) is required")
+            && stderr.contains("hint: init refused the configuration"),
+        "{stderr}"
     );
 }
 

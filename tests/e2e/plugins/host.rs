@@ -15,7 +15,10 @@ use twilio_broker::plugin_host::{
 use twilio_broker::store::{BlockingStore, Store, StoreError};
 use twilio_broker_plugin_sdk::conformance::{self, Outcome};
 
-use super::libs::{c_garbage, c_memory, c_plugin, cargo_plugin};
+use super::libs::{
+    c_garbage, c_memory, c_memory_v2, c_memory_v2_newer, c_memory_v2_older, c_memory_v2_too_small,
+    c_plugin, cargo_plugin,
+};
 
 fn spec(path: PathBuf, kind: PluginKind, config: serde_json::Value) -> PluginSpec {
     let mut spec = PluginSpec::new(path, kind);
@@ -52,20 +55,50 @@ fn set_faults(path: &Path, faults: serde_json::Value) {
     std::fs::write(path, faults.to_string()).unwrap();
 }
 
+/// The same C plugin as an ABI version 1 library (built against the
+/// version 1 header as it shipped), as a version 2 library built against the
+/// first version 2 header (smaller `struct_size`), against today's header,
+/// and against a newer one (larger `struct_size`): each loads and passes the
+/// storage suite through the host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_plugin_passes_the_storage_suite_through_the_host() {
-    let loaded = store(&spec(c_memory(), PluginKind::Storage, json!({}))).await;
-    assert_eq!(loaded.name(), "c-memory");
-    let store: Arc<dyn Store> = Arc::new(loaded);
-    let blocking = BlockingStore::new(store, tokio::runtime::Handle::current()).await;
-    let report = tokio::task::spawn_blocking(move || conformance::storage::run(&blocking))
+    let builds = [
+        (c_memory(), 1, "c-memory"),
+        (c_memory_v2_older(), 2, "c-memory-v2"),
+        (c_memory_v2(), 2, "c-memory-v2"),
+        (c_memory_v2_newer(), 2, "c-memory-v2"),
+    ];
+    for (path, abi, name) in builds {
+        let inspected = plugin_host::inspect(path.clone(), None).await.unwrap();
+        assert_eq!(inspected.abi_version, abi, "{}", path.display());
+        assert_eq!(
+            inspected.plugin_version, None,
+            "the C plugin sets no version"
+        );
+        let loaded = store(&spec(path, PluginKind::Storage, json!({}))).await;
+        assert_eq!(loaded.name(), name);
+        let store: Arc<dyn Store> = Arc::new(loaded);
+        let blocking = BlockingStore::new(store, tokio::runtime::Handle::current()).await;
+        let report = tokio::task::spawn_blocking(move || conformance::storage::run(&blocking))
+            .await
+            .unwrap();
+        report.assert_passed();
+        assert!(
+            report.cases.iter().all(|c| c.outcome == Outcome::Passed),
+            "change notification must work through the host too ({name}, ABI {abi}):\n{report}"
+        );
+    }
+}
+
+/// A Rust plugin built with the SDK speaks version 2 and names its crate's
+/// version in its table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_plugins_speak_version_2_with_their_crate_version() {
+    let inspected = plugin_host::inspect(cargo_plugin("twilio_broker_audit_jsonl"), None)
         .await
         .unwrap();
-    report.assert_passed();
-    assert!(
-        report.cases.iter().all(|c| c.outcome == Outcome::Passed),
-        "change notification must work through the host too:\n{report}"
-    );
+    assert_eq!(inspected.abi_version, 2);
+    assert_eq!(inspected.plugin_version.as_deref(), Some("0.1.0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +120,7 @@ async fn every_refusal_is_a_clear_start_up_error() {
             ),
             &[
                 "speaks plugin ABI version 999",
-                "this broker speaks version 1",
+                "this broker loads versions 1 to 2",
             ],
         ),
         (
@@ -96,7 +129,14 @@ async fn every_refusal_is_a_clear_start_up_error() {
                 PluginKind::Storage,
                 json!({}),
             ),
-            &["does not export `twilio_broker_plugin_v1`"],
+            &["does not export `twilio_broker_plugin_v2`"],
+        ),
+        (
+            spec(c_memory_v2_too_small(), PluginKind::Storage, json!({})),
+            &[
+                "malformed plugin table",
+                "TbPluginV2.struct_size is 8, smaller than the",
+            ],
         ),
         (pinned, &["has sha256", "but the config pins 0000"]),
         (

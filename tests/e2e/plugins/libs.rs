@@ -21,11 +21,13 @@ const PACKAGES: [&str; 5] = [
     "twilio-broker-test-faulty-storage",
 ];
 
-fn profile_dir() -> PathBuf {
+/// The target directory and profile of the broker binary under test.
+pub fn profile_dir() -> PathBuf {
     Path::new(BIN).parent().unwrap().to_owned()
 }
 
-fn workspace() -> PathBuf {
+/// The workspace root.
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -71,6 +73,12 @@ pub fn cargo_plugin(lib_name: &str) -> PathBuf {
 /// A C test plugin from `plugins/sdk/tests/c/<source>.c`, compiled with
 /// `defines` (e.g. `TB_TEST_GARBAGE`) into a library called `name`.
 pub fn c_plugin(source: &str, defines: &[&str], name: &str) -> PathBuf {
+    c_plugin_with(source, defines, name, "include")
+}
+
+/// As [`c_plugin`], compiled against the header in `plugins/sdk/<include>`
+/// (`include`, or a fixture: `tests/c/v1`, `tests/c/v2.0`).
+pub fn c_plugin_with(source: &str, defines: &[&str], name: &str, include: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(path) = built.get(name) {
@@ -87,7 +95,7 @@ pub fn c_plugin(source: &str, defines: &[&str], name: &str) -> PathBuf {
             "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-pthread",
         ])
         .arg("-I")
-        .arg(sdk.join("include"));
+        .arg(sdk.join(include));
     for define in defines {
         command.arg(format!("-D{define}"));
     }
@@ -107,12 +115,54 @@ pub fn c_plugin(source: &str, defines: &[&str], name: &str) -> PathBuf {
     path
 }
 
-/// The C in-memory storage plugin.
+/// The C in-memory storage plugin: an ABI version 1 library, compiled
+/// against the version 1 header as it shipped.
 pub fn c_memory() -> PathBuf {
-    c_plugin("memory_storage", &[], "tb_c_memory")
+    c_plugin_with("memory_storage", &[], "tb_c_memory", "tests/c/v1")
 }
 
-/// The C storage plugin that answers garbage for keys containing "garbage".
+/// The same plugin as an ABI version 2 library built against the first
+/// version 2 header (a `TbPluginV2` without the fields appended since).
+pub fn c_memory_v2_older() -> PathBuf {
+    c_plugin_with(
+        "memory_storage",
+        &["TB_TEST_V2"],
+        "tb_c_memory_v2_older",
+        "tests/c/v2.0",
+    )
+}
+
+/// The same plugin as an ABI version 2 library built against today's header.
+pub fn c_memory_v2() -> PathBuf {
+    c_plugin("memory_storage", &["TB_TEST_V2"], "tb_c_memory_v2")
+}
+
+/// The same plugin as an ABI version 2 library built against a newer
+/// header: its table has a field appended after those the broker knows.
+pub fn c_memory_v2_newer() -> PathBuf {
+    c_plugin(
+        "memory_storage",
+        &["TB_TEST_V2", "TB_TEST_V2_NEWER"],
+        "tb_c_memory_v2_newer",
+    )
+}
+
+/// A version 2 table whose `struct_size` is too small to be one.
+pub fn c_memory_v2_too_small() -> PathBuf {
+    c_plugin(
+        "memory_storage",
+        &["TB_TEST_V2", "TB_TEST_V2_TOO_SMALL"],
+        "tb_c_memory_v2_too_small",
+    )
+}
+
+/// The C storage plugin that answers garbage for keys containing "garbage"
+/// (version 1).
 pub fn c_garbage() -> PathBuf {
-    c_plugin("memory_storage", &["TB_TEST_GARBAGE"], "tb_c_garbage")
+    c_plugin_with(
+        "memory_storage",
+        &["TB_TEST_GARBAGE"],
+        "tb_c_garbage",
+        "tests/c/v1",
+    )
 }

@@ -10,6 +10,8 @@
 mod check;
 mod host;
 mod libs;
+mod new;
 mod postgres;
+mod schema;
 mod serve;
 mod services;

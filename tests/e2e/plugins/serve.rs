@@ -36,11 +36,11 @@ fn refused_plugins_stop_start_up_with_a_clear_message() {
     let cases: Vec<(String, &[&str])> = vec![
         (
             storage_entry(&c_plugin("wrong_abi", &[], "tb_c_wrong_abi"), ""),
-            &["speaks plugin ABI version 999, but this broker speaks version 1"],
+            &["speaks plugin ABI version 999, but this broker loads versions 1 to 2"],
         ),
         (
             storage_entry(&c_plugin("missing_table", &[], "tb_c_missing_table"), ""),
-            &["does not export `twilio_broker_plugin_v1`"],
+            &["does not export `twilio_broker_plugin_v2`"],
         ),
         (
             storage_entry(&faulty, &format!("sha256 = {:?}", "ab".repeat(32))),

@@ -27,7 +27,7 @@ pub fn buf_from(bytes: Vec<u8>) -> TbBuf {
     }
 }
 
-/// `TbPluginV1::free_buf` for buffers made by [`buf_from`].
+/// The plugin table's `free_buf`, for buffers made by [`buf_from`].
 ///
 /// # Safety
 /// `buf` must come from [`buf_from`] and be freed once.
@@ -220,26 +220,38 @@ pub unsafe extern "C" fn audit_close<T: AuditPlugin>(
 }
 
 /// The audit table for `T`.
-pub const fn audit_table<T: AuditPlugin>() -> TbAuditV1 {
-    TbAuditV1 {
+pub const fn audit_table<T: AuditPlugin>() -> TbAuditV2 {
+    TbAuditV2 {
+        struct_size: size_of::<TbAuditV2>(),
         record: Some(audit_record::<T>),
         flush: Some(audit_flush::<T>),
         close: Some(audit_close::<T>),
     }
 }
 
-/// The plugin table of an audit sink `T`, pointing at `audit` (a static).
-pub const fn audit_plugin<T: AuditPlugin>(audit: &'static TbAuditV1) -> TbPluginV1 {
-    TbPluginV1 {
+/// Borrowed static text as a slice.
+const fn static_slice(text: &'static str) -> TbSlice {
+    TbSlice {
+        ptr: text.as_ptr(),
+        len: text.len(),
+    }
+}
+
+/// The plugin table of an audit sink `T`, pointing at `audit` (a static);
+/// `version` is the plugin crate's own version.
+pub const fn audit_plugin<T: AuditPlugin>(
+    audit: &'static TbAuditV2,
+    version: &'static str,
+) -> TbPluginV2 {
+    TbPluginV2 {
+        struct_size: size_of::<TbPluginV2>(),
         kind: TB_KIND_AUDIT,
-        name: TbSlice {
-            ptr: T::NAME.as_ptr(),
-            len: T::NAME.len(),
-        },
+        name: static_slice(T::NAME),
         init: Some(audit_init::<T>),
         free_buf: Some(free_buf),
         audit,
         storage: std::ptr::null(),
+        version: static_slice(version),
     }
 }
 
@@ -409,8 +421,9 @@ pub unsafe extern "C" fn storage_close<T: StoragePlugin>(
 }
 
 /// The storage table for `T`.
-pub const fn storage_table<T: StoragePlugin>() -> TbStorageV1 {
-    TbStorageV1 {
+pub const fn storage_table<T: StoragePlugin>() -> TbStorageV2 {
+    TbStorageV2 {
+        struct_size: size_of::<TbStorageV2>(),
         get: Some(storage_get::<T>),
         put: Some(storage_put::<T>),
         delete: Some(storage_delete::<T>),
@@ -421,17 +434,20 @@ pub const fn storage_table<T: StoragePlugin>() -> TbStorageV1 {
     }
 }
 
-/// The plugin table of a storage backend `T`, pointing at `storage` (a static).
-pub const fn storage_plugin<T: StoragePlugin>(storage: &'static TbStorageV1) -> TbPluginV1 {
-    TbPluginV1 {
+/// The plugin table of a storage backend `T`, pointing at `storage` (a
+/// static); `version` is the plugin crate's own version.
+pub const fn storage_plugin<T: StoragePlugin>(
+    storage: &'static TbStorageV2,
+    version: &'static str,
+) -> TbPluginV2 {
+    TbPluginV2 {
+        struct_size: size_of::<TbPluginV2>(),
         kind: TB_KIND_STORAGE,
-        name: TbSlice {
-            ptr: T::NAME.as_ptr(),
-            len: T::NAME.len(),
-        },
+        name: static_slice(T::NAME),
         init: Some(storage_init::<T>),
         free_buf: Some(free_buf),
         audit: std::ptr::null(),
         storage,
+        version: static_slice(version),
     }
 }

@@ -1,48 +1,38 @@
-//! The plugin C ABI, version 1: the only types that cross the library
-//! boundary. `include/twilio_broker_plugin.h` is generated from this file
+//! The plugin C ABI: the only types that cross the library boundary.
+//! `include/twilio_broker_plugin.h` is generated from this file by cbindgen
 //! (a test fails when they drift), so C, Zig or Go authors see the same
 //! contract as Rust authors.
 //!
-//! # The handshake
-//! 1. The broker reads the symbol `twilio_broker_plugin_abi_version`
-//!    (`uint32_t (void)`) and calls it. If the number is not
-//!    [`TB_ABI_VERSION`], it refuses the library, naming both versions, and
-//!    touches no other symbol.
-//! 2. It reads `twilio_broker_plugin_v1` (`const TbPluginV1 *(void)`) and
-//!    checks that the table has every function its kind requires.
-//! 3. It calls `init` with the plugin's configuration as JSON and keeps the
-//!    returned handle for every later call.
+//! The rules both sides keep (the handshake, ownership, threads, time-outs,
+//! life cycle, and how version 2 grows) are written once, in the header's
+//! preamble (`cbindgen.toml`, key `header`), so that a C author reads them
+//! where they read the types. Rust authors need none of them: the export
+//! macros and [`glue`] keep them.
 //!
-//! # Rules both sides keep
-//! - **Ownership:** each side frees only what it allocated. [`TbSlice`]s
-//!   passed by the broker are borrowed for the duration of the call.
-//!   [`TbBuf`]s written by the plugin into `*_out` parameters belong to the
-//!   plugin and the broker hands each one back through `free_buf` once it has
-//!   copied it (whatever the status).
-//! - **Out parameters** are initialised by the broker (null buffers, zero
-//!   versions) before every call.
-//! - **Errors:** a call returns a `TB_STATUS_*` code; on failure the plugin
-//!   may write a UTF-8 message into `error_out`. Messages must not contain
-//!   secrets (the broker never hands a plugin one: storage values are sealed).
-//! - **Threads:** every function except `init` and `close` may be called
-//!   concurrently from many threads; the handle must be thread-safe.
-//! - **Time:** the broker abandons a call after its configured time-out and
-//!   reports the plugin unavailable; a call that never returns keeps one
-//!   broker thread forever, so return promptly.
-//! - **Lifetime:** the library is never unloaded. `close` is called at most
-//!   once, at shutdown, when no other call is running; the handle is invalid
-//!   afterwards.
+//! Two versions exist. Version 2 ([`TbPluginV2`]) is what this SDK builds;
+//! version 1 ([`TbPluginV1`], exact-match tables) is still loaded by the
+//! broker, unchanged, and its types stay here for that.
 
 use std::ffi::c_void;
 
-/// The ABI version this SDK speaks. Bumped on any incompatible change.
-pub const TB_ABI_VERSION: u32 = 1;
+/// The ABI version this SDK builds (and the newest the broker loads).
+/// Version 2 grows by appending optional fields to its tables (see
+/// `struct_size`); a change that cannot be made that way is version 3.
+pub const TB_ABI_VERSION: u32 = 2;
+
+/// The oldest ABI version the broker still loads.
+pub const TB_ABI_VERSION_OLDEST: u32 = 1;
 
 /// Name of the symbol `uint32_t twilio_broker_plugin_abi_version(void)`.
 pub const TB_ABI_VERSION_SYMBOL: &str = "twilio_broker_plugin_abi_version";
 
-/// Name of the symbol `const TbPluginV1 *twilio_broker_plugin_v1(void)`.
+/// Name of the symbol `const TbPluginV1 *twilio_broker_plugin_v1(void)`,
+/// read when the library speaks version 1.
 pub const TB_PLUGIN_V1_SYMBOL: &str = "twilio_broker_plugin_v1";
+
+/// Name of the symbol `const TbPluginV2 *twilio_broker_plugin_v2(void)`,
+/// read when the library speaks version 2.
+pub const TB_PLUGIN_V2_SYMBOL: &str = "twilio_broker_plugin_v2";
 
 /// The plugin is an audit sink ([`TbAuditV1`]).
 pub const TB_KIND_AUDIT: u32 = 1;
@@ -186,7 +176,7 @@ pub type TbWaitFn = Option<
     ) -> i32,
 >;
 
-/// The calls of an audit sink.
+/// Version 1: the calls of an audit sink (exact-match table).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct TbAuditV1 {
@@ -198,9 +188,8 @@ pub struct TbAuditV1 {
     pub close: TbHandleFn,
 }
 
-/// The calls of a storage backend, over opaque bytes. Versions are
-/// positive, change on every write of a key, and never repeat for a key
-/// (not even after it is deleted and written again).
+/// Version 1: the calls of a storage backend (exact-match table). As
+/// [`TbStorageV2`] without `struct_size`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct TbStorageV1 {
@@ -220,8 +209,9 @@ pub struct TbStorageV1 {
     pub close: TbHandleFn,
 }
 
-/// What `twilio_broker_plugin_v1` returns: a static table that lives as
-/// long as the library.
+/// Version 1: what `twilio_broker_plugin_v1` returns, a static table that
+/// lives as long as the library. As [`TbPluginV2`] without `struct_size`
+/// and `version`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct TbPluginV1 {
@@ -239,10 +229,78 @@ pub struct TbPluginV1 {
     pub storage: *const TbStorageV1,
 }
 
+/// Version 2: the calls of an audit sink.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TbAuditV2 {
+    /// `sizeof(TbAuditV2)` as the plugin was compiled.
+    pub struct_size: usize,
+    /// Records one event (a UTF-8 JSON object, see `schema/audit-event.schema.json`).
+    /// Durable (or handed to a durable system) on return. Required.
+    pub record: TbRecordFn,
+    /// Makes every recorded event durable. Required.
+    pub flush: TbHandleFn,
+    /// Flushes and frees the handle. Required.
+    pub close: TbHandleFn,
+}
+
+/// Version 2: the calls of a storage backend, over opaque bytes. Versions
+/// are positive, change on every write of a key, and never repeat for a key
+/// (not even after it is deleted and written again).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TbStorageV2 {
+    /// `sizeof(TbStorageV2)` as the plugin was compiled.
+    pub struct_size: usize,
+    /// See [`TbGetFn`]. Required.
+    pub get: TbGetFn,
+    /// See [`TbPutFn`]. Required.
+    pub put: TbPutFn,
+    /// See [`TbDeleteFn`]. Required.
+    pub delete: TbDeleteFn,
+    /// See [`TbListFn`]. Required.
+    pub list: TbListFn,
+    /// See [`TbCasFn`]. Required.
+    pub compare_and_swap: TbCasFn,
+    /// See [`TbWaitFn`]. Optional: may be null.
+    pub wait_for_change: TbWaitFn,
+    /// Frees the handle. Required.
+    pub close: TbHandleFn,
+}
+
+/// Version 2: what `twilio_broker_plugin_v2` returns, a static table that
+/// lives as long as the library.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TbPluginV2 {
+    /// `sizeof(TbPluginV2)` as the plugin was compiled.
+    pub struct_size: usize,
+    /// `TB_KIND_AUDIT` or `TB_KIND_STORAGE`.
+    pub kind: u32,
+    /// A short printable ASCII name for logs and errors, e.g. `postgres`
+    /// (1 to 64 bytes). Required.
+    pub name: TbSlice,
+    /// See [`TbInitFn`]. Required.
+    pub init: TbInitFn,
+    /// See [`TbFreeBufFn`]. Required.
+    pub free_buf: TbFreeBufFn,
+    /// The audit calls; non-null exactly when `kind` is `TB_KIND_AUDIT`.
+    pub audit: *const TbAuditV2,
+    /// The storage calls; non-null exactly when `kind` is `TB_KIND_STORAGE`.
+    pub storage: *const TbStorageV2,
+    /// Optional (the first field appended within version 2): the plugin's own
+    /// version, printable ASCII up to 64 bytes (e.g. `1.4.2`), shown by
+    /// `plugin check` and logged at load. `{NULL, 0}` when it has none.
+    pub version: TbSlice,
+}
+
 // SAFETY: a plugin table is immutable static data; the raw pointers in it
 // point at other immutable statics of the same library.
 #[allow(unsafe_code)]
 unsafe impl Sync for TbPluginV1 {}
+// SAFETY: as above.
+#[allow(unsafe_code)]
+unsafe impl Sync for TbPluginV2 {}
 // SAFETY: as above; plain data.
 #[allow(unsafe_code)]
 unsafe impl Sync for TbSlice {}

@@ -7,6 +7,34 @@ use std::collections::BTreeMap;
 use super::{Fail, Report, ensure, run_id};
 use crate::audit::Audit;
 
+/// What usually breaks each case.
+pub(super) const HINTS: &[(&str, &str)] = &[
+    (
+        "records a simple event",
+        "`record` must accept any JSON object and return OK (C: TB_STATUS_OK) once it is durable",
+    ),
+    (
+        "records an event with escapes and unicode",
+        "pass the event bytes through unchanged (UTF-8, escaped quotes, \\u0000); do not re-encode",
+    ),
+    (
+        "records a 64 KiB event",
+        "do not cap events below 64 KiB; check buffer, line and message size limits",
+    ),
+    (
+        "records from several threads at once",
+        "`record` is called from many threads: guard shared state with a mutex, or use a thread-safe client",
+    ),
+    (
+        "flush succeeds",
+        "`flush` must return OK when every recorded event is durable",
+    ),
+    (
+        "every recorded event arrives exactly once, unchanged",
+        "write each event once, whole, one per line (no interleaving between threads), and sync before returning",
+    ),
+];
+
 const THREADS: usize = 4;
 const PER_THREAD: usize = 25;
 
@@ -20,7 +48,7 @@ pub type Readback<'a> = &'a dyn Fn() -> Result<Vec<String>, String>;
 /// real SIEM will deliver them there.
 pub fn run(sink: &dyn Audit, readback: Option<Readback<'_>>) -> Report {
     let run = run_id();
-    let mut report = Report::new("audit");
+    let mut report = Report::new("audit", HINTS);
     let mut sent: Vec<String> = Vec::new();
     let event = |n: usize, text: &str| {
         serde_json::json!({

@@ -27,11 +27,15 @@ pub enum Outcome {
 
 /// One case and its outcome.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Case {
     /// What the case checks, as a sentence.
     pub name: &'static str,
     /// How it ended.
     pub outcome: Outcome,
+    /// What usually makes the case fail and where to look: printed under a
+    /// `FAIL` line.
+    pub hint: &'static str,
 }
 
 /// The result of a suite run.
@@ -41,14 +45,28 @@ pub struct Report {
     pub suite: &'static str,
     /// Every case, in order.
     pub cases: Vec<Case>,
+    /// Case name → hint, for this suite.
+    hints: &'static [(&'static str, &'static str)],
 }
 
+/// The hint of a case with no entry in its suite's table (a test keeps
+/// every case covered).
+const NO_HINT: &str = "see the contract in the SDK's documentation of this call";
+
 impl Report {
-    fn new(suite: &'static str) -> Self {
+    fn new(suite: &'static str, hints: &'static [(&'static str, &'static str)]) -> Self {
         Report {
             suite,
             cases: Vec::new(),
+            hints,
         }
+    }
+
+    /// The failed cases.
+    pub fn failures(&self) -> impl Iterator<Item = &Case> {
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Failed(_)))
     }
 
     /// True when no case failed.
@@ -73,7 +91,16 @@ impl Report {
             Ok(Err(Fail::Skipped(why))) => Outcome::Skipped(why),
             Err(_) => Outcome::Failed("panicked (see the panic message above)".into()),
         };
-        self.cases.push(Case { name, outcome });
+        let hint = self
+            .hints
+            .iter()
+            .find(|(case, _)| *case == name)
+            .map_or(NO_HINT, |(_, hint)| hint);
+        self.cases.push(Case {
+            name,
+            outcome,
+            hint,
+        });
     }
 }
 
@@ -89,6 +116,7 @@ impl fmt::Display for Report {
                 Outcome::Failed(why) => {
                     failed += 1;
                     writeln!(f, "  FAIL  {}: {why}", case.name)?;
+                    writeln!(f, "        hint: {}", case.hint)?;
                 }
                 Outcome::Skipped(why) => {
                     skipped += 1;

@@ -7,6 +7,62 @@ use std::time::{Duration, Instant};
 use super::{Fail, Report, ensure, run_id};
 use crate::storage::{Cas, Storage};
 
+/// What usually breaks each case.
+pub(super) const HINTS: &[(&str, &str)] = &[
+    (
+        "get of a missing key is empty",
+        "`get` must return Ok(None) (C: TB_STATUS_NOT_FOUND) for a key never written, not an error",
+    ),
+    (
+        "put then get returns the exact bytes and the version",
+        "store values as raw bytes (a BYTEA/BLOB column, not text) and return the version `put` gave",
+    ),
+    (
+        "every write gets a new, greater version",
+        "take versions from one store-wide counter (a sequence), incremented on every write",
+    ),
+    (
+        "empty and 1 MiB values round-trip",
+        "allow empty values and values of at least 1 MiB; check column and message size limits",
+    ),
+    (
+        "delete says whether the key existed",
+        "`delete` returns true (C: TB_STATUS_OK) only when a row was removed, else false (TB_STATUS_NOT_FOUND)",
+    ),
+    (
+        "list returns exactly the prefix, ordered by key",
+        "filter on the literal prefix and sort by key bytes (SQL: ORDER BY key COLLATE \"C\")",
+    ),
+    (
+        "keys are text, not patterns (%, _, \\, ', unicode)",
+        "never build a LIKE pattern or SQL string from a key: use bound parameters and escape LIKE wildcards",
+    ),
+    (
+        "compare-and-swap at version 0 creates only an absent key",
+        "expected version 0 means `insert only if absent` (INSERT ... ON CONFLICT DO NOTHING), atomically",
+    ),
+    (
+        "compare-and-swap writes only at the current version",
+        "compare and write in one atomic step (UPDATE ... WHERE version = $expected), return Conflict with the current version otherwise",
+    ),
+    (
+        "a deleted and re-created key never reuses a version",
+        "do not restart versions per key: a store-wide sequence survives deletes",
+    ),
+    (
+        "concurrent compare-and-swap loses no update",
+        "the compare and the write must be atomic under concurrency: one statement, a row lock, or a mutex",
+    ),
+    (
+        "a write changes the generation wait_for_change reports",
+        "bump the change generation on every write and wake waiters (condition variable, LISTEN/NOTIFY)",
+    ),
+    (
+        "the suite's keys can all be deleted",
+        "`list` must return every key under the prefix and `delete` must remove it",
+    ),
+];
+
 const WORKERS: usize = 4;
 const INCREMENTS: usize = 10;
 
@@ -14,7 +70,7 @@ const INCREMENTS: usize = 10;
 /// Leaves no key behind (it deletes everything under its own prefix).
 pub fn run(store: &dyn Storage) -> Report {
     let root = format!("conformance/{}/", run_id());
-    let mut report = Report::new("storage");
+    let mut report = Report::new("storage", HINTS);
     let k = |case: &str| format!("{root}{case}");
 
     report.run("get of a missing key is empty", || {

@@ -10,7 +10,16 @@
  * buffer with a length, an unknown status, a version 0, an undecodable list,
  * a non-UTF-8 error) so the broker's defences can be tested.
  *
- * Build: cc -std=c11 -shared -fPIC -pthread -I plugins/sdk/include -o libx.so memory_storage.c
+ * It is a version 1 plugin, compiled against the version 1 header kept in
+ * tests/c/v1/ exactly as it shipped: the broker must keep loading such
+ * libraries unchanged. Compiled with -DTB_TEST_V2 against the "first version
+ * 2" header in tests/c/v2.0/ (today's header without the fields appended
+ * since, so its struct_size is smaller), it is a version 2 plugin built
+ * against an older version 2 header; with -DTB_TEST_V2 -DTB_TEST_V2_NEWER
+ * against today's header, one built against a newer header (a larger
+ * struct_size, with a field this broker does not know).
+ *
+ * Build: cc -std=c11 -shared -fPIC -pthread -I plugins/sdk/tests/c/v1 -o libx.so memory_storage.c
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -280,7 +289,12 @@ static int32_t close_(void *handle, TbBuf *error_out) {
   return TB_STATUS_OK;
 }
 
+#ifdef TB_TEST_V2
+static const TbStorageV2 STORAGE = {
+    .struct_size = sizeof(TbStorageV2),
+#else
 static const TbStorageV1 STORAGE = {
+#endif
     .get = get,
     .put = put,
     .delete_ = delete_,
@@ -292,19 +306,48 @@ static const TbStorageV1 STORAGE = {
 
 #ifdef TB_TEST_GARBAGE
 #define NAME "c-garbage"
+#elif defined(TB_TEST_V2)
+#define NAME "c-memory-v2"
 #else
 #define NAME "c-memory"
 #endif
 
-static const TbPluginV1 PLUGIN = {
-    .kind = TB_KIND_STORAGE,
-    .name = {(const uint8_t *)NAME, sizeof(NAME) - 1},
-    .init = init,
-    .free_buf = free_buf,
-    .audit = NULL,
-    .storage = &STORAGE,
+#define TABLE_FIELDS                                     \
+  .kind = TB_KIND_STORAGE,                               \
+  .name = {(const uint8_t *)NAME, sizeof(NAME) - 1},     \
+  .init = init, .free_buf = free_buf, .audit = NULL,     \
+  .storage = &STORAGE
+
+#ifdef TB_TEST_V2
+/* With TB_TEST_V2_NEWER the table is laid out as a newer version 2 header
+ * would have it: a field appended after the last one this broker knows, and
+ * a struct_size that counts it. */
+static const struct {
+  TbPluginV2 table;
+#ifdef TB_TEST_V2_NEWER
+  TbHandleFn appended_later;
+#endif
+} PLUGIN = {
+    .table = {
+#if defined(TB_TEST_V2_TOO_SMALL)
+        .struct_size = sizeof(size_t), /* garbage: less than the first v2 table */
+#else
+        .struct_size = sizeof(PLUGIN),
+#endif
+        TABLE_FIELDS,
+    },
+#ifdef TB_TEST_V2_NEWER
+    .appended_later = close_,
+#endif
 };
 
 uint32_t twilio_broker_plugin_abi_version(void) { return TB_ABI_VERSION; }
 
+const TbPluginV2 *twilio_broker_plugin_v2(void) { return &PLUGIN.table; }
+#else
+static const TbPluginV1 PLUGIN = {TABLE_FIELDS};
+
+uint32_t twilio_broker_plugin_abi_version(void) { return TB_ABI_VERSION; }
+
 const TbPluginV1 *twilio_broker_plugin_v1(void) { return &PLUGIN; }
+#endif
