@@ -188,6 +188,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("twilio-broker listening on {}", listener.describe());
     }
     tokio::spawn(reload_on_sighup(Arc::clone(&state)));
+    tokio::spawn(forget_idle_callers(Arc::clone(&state)));
     let served = server::run(bound, state, shutdown).await;
     follower.abort();
     plugins.close().await;
@@ -275,6 +276,16 @@ fn audit_trail(
         tracing::warn!("no audit sink configured: decisions are not recorded (set [audit] file)");
     }
     Ok(trail)
+}
+
+/// Once a minute, drops the rate-limit buckets of callers and sources that
+/// are idle again (bounded memory however many sources come and go).
+async fn forget_idle_callers(state: Arc<State>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        state.policy.forget_idle_callers();
+    }
 }
 
 /// SIGHUP: reload the policy (a broken file keeps the old one) and reopen

@@ -105,6 +105,11 @@ impl PolicyEngine {
         self.current.load_full()
     }
 
+    /// See [`CompiledPolicy::forget_idle_callers`].
+    pub fn forget_idle_callers(&self) {
+        self.current.load().forget_idle_callers();
+    }
+
     /// Charges a call refused before the policy (invalid input, a refused
     /// certificate) to its source; `Some` when the source is over its limit.
     pub fn charge_refusal(&self, caller: &Caller) -> Option<Error> {

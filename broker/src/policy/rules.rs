@@ -463,6 +463,20 @@ impl CompiledPolicy {
         }
     }
 
+    /// Forgets rate-limit state of callers and sources that are back to a
+    /// full bucket, so that many distinct callers (or source addresses)
+    /// cannot grow memory without bound. Run periodically.
+    pub fn forget_idle_callers(&self) {
+        for limiter in self.rules.iter().filter_map(|r| r.limiter.as_ref()) {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(denials) = &self.denials {
+            denials.retain_recent();
+            denials.shrink_to_fit();
+        }
+    }
+
     /// Charges one refused call (denied, unauthenticated or invalid) to the
     /// caller's source; `Some` when the source is over its refusal limit.
     pub fn charge_refusal(&self, caller: &Caller) -> Option<Error> {
