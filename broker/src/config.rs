@@ -48,6 +48,10 @@ pub struct FileConfig {
     /// The OAuth token endpoint client (GetBearer).
     #[serde(default)]
     pub oauth: crate::bearer::OAuthConfig,
+    /// Seconds the daemon keeps answering after SIGTERM while its health is
+    /// NOT_SERVING (so load balancers move away first); default 0.
+    #[serde(default)]
+    pub shutdown_grace_seconds: Option<u64>,
     /// Connection and HTTP/2 limits (`[limits]`); every field has a safe default.
     #[serde(default)]
     pub limits: crate::transport::Limits,

@@ -20,12 +20,14 @@ pub mod fuzzing;
 pub mod grpc;
 pub mod master_key;
 pub mod mint;
+pub mod notify;
 pub mod plugin_host;
 pub mod policy;
 pub mod recommend;
 pub mod server;
 pub mod sid;
 pub mod store;
+pub mod telemetry;
 pub mod transport;
 pub mod webhook;
 

@@ -30,6 +30,10 @@ pub struct State {
     pub bearer: Bearers,
     /// Connection and HTTP/2 limits (`[limits]`).
     pub limits: Limits,
+    /// How long the daemon keeps serving, health NOT_SERVING, after a
+    /// shutdown is requested, so load balancers see it leave before new
+    /// calls are refused (`shutdown_grace_seconds`).
+    pub shutdown_grace: Duration,
 }
 
 impl State {
@@ -47,7 +51,14 @@ impl State {
             minter: crate::mint::Minter::new(),
             bearer,
             limits: Limits::default(),
+            shutdown_grace: Duration::ZERO,
         }
+    }
+
+    /// The same state with another shutdown grace period.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
     }
 
     /// The same state with other connection limits.
@@ -57,12 +68,14 @@ impl State {
     }
 }
 
-/// How long in-flight calls may take to finish after shutdown is requested.
+/// How long in-flight calls may take to finish once new calls are refused.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves Broker, Admin, health and reflection on every listener until
-/// `shutdown` resolves, then drains in-flight calls for at most
-/// [`SHUTDOWN_GRACE`].
+/// `shutdown` resolves. Then: health turns NOT_SERVING (overall and per
+/// service) and systemd hears STOPPING=1 at once; calls are still served for
+/// [`State::shutdown_grace`]; then new calls are refused and in-flight calls
+/// drain for at most [`SHUTDOWN_GRACE`].
 pub async fn run(
     listeners: Vec<Bound>,
     state: Arc<State>,
@@ -83,8 +96,23 @@ pub async fn run(
     let requested = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
         let requested = Arc::clone(&requested);
+        let grace = state.shutdown_grace;
+        let health = health.clone();
         async move {
             shutdown.await;
+            crate::notify::stopping();
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            health.set_not_serving::<BrokerServer<BrokerApi>>().await;
+            health.set_not_serving::<AdminServer<AdminApi>>().await;
+            if !grace.is_zero() {
+                tracing::info!(
+                    grace_seconds = grace.as_secs_f64(),
+                    "health is NOT_SERVING; still answering calls for the grace period"
+                );
+                tokio::time::sleep(grace).await;
+            }
             requested.notify_one();
         }
     };

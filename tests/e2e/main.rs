@@ -18,6 +18,7 @@ mod durability;
 mod hardening;
 mod harness;
 mod mint;
+mod operations;
 #[allow(dead_code)]
 mod oracles;
 mod pki;

@@ -31,6 +31,13 @@ struct Cli {
 enum Command {
     /// Run the broker daemon.
     Serve(serve::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `twilio-broker man > twilio-broker.1`.
+    Man,
     /// Manage stored credentials through a running broker's Admin API.
     #[command(subcommand)]
     Credential(credential::Command),
@@ -86,6 +93,21 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Completions { shell } => {
+                use std::io::Write as _;
+                let mut command = <Cli as clap::CommandFactory>::command();
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut command, "twilio-broker", &mut script);
+                std::io::stdout()
+                    .write_all(&script)
+                    .map_err(anyhow::Error::from)
+            }
+            Command::Man => {
+                let command = <Cli as clap::CommandFactory>::command();
+                clap_mangen::Man::new(command)
+                    .render(&mut std::io::stdout())
+                    .map_err(anyhow::Error::from)
+            }
             Command::Credential(command) => credential::run(command).await,
             Command::Token(command) => token::run(command).await,
             Command::Webhook(command) => webhook::run(command).await,

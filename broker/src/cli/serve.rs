@@ -61,6 +61,10 @@ pub struct Args {
     /// throw-away store.
     #[arg(long)]
     dev: bool,
+    /// Seconds to keep answering after SIGTERM with health NOT_SERVING
+    /// (config `shutdown_grace_seconds`; default 0).
+    #[arg(long, env = "TWILIO_BROKER_SHUTDOWN_GRACE_SECONDS")]
+    shutdown_grace_seconds: Option<u64>,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -163,10 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(source = %policy.describe(), rules = policy.rules(), "policy loaded");
 
     if let Some(addr) = args.metrics_listen.or(file.metrics_listen) {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        crate::telemetry::install(addr)?;
         tracing::info!("metrics on http://{addr}/metrics");
     }
 
@@ -181,12 +182,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
     let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
     file.limits.check()?;
-    let state = Arc::new(State::new(vault, policy, audit, bearer).with_limits(file.limits));
+    let grace = args
+        .shutdown_grace_seconds
+        .or(file.shutdown_grace_seconds)
+        .unwrap_or(0);
+    let state = Arc::new(
+        State::new(vault, policy, audit, bearer)
+            .with_limits(file.limits)
+            .with_shutdown_grace(std::time::Duration::from_secs(grace)),
+    );
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
     for listener in &bound {
         tracing::info!("twilio-broker listening on {}", listener.describe());
     }
+    crate::notify::ready();
+    let _watchdog = crate::notify::spawn_watchdog();
     tokio::spawn(reload_on_sighup(Arc::clone(&state)));
     tokio::spawn(forget_idle_callers(Arc::clone(&state)));
     let served = server::run(bound, state, shutdown).await;

@@ -131,6 +131,8 @@ where
     }
     metrics::counter!("twilio_broker_requests_total", "rpc" => rpc.as_str(), "code" => status_name)
         .increment(1);
+    metrics::histogram!("twilio_broker_request_duration_seconds", "rpc" => rpc.as_str(), "code" => status_name)
+        .record(started.elapsed().as_secs_f64());
     answer.map(Response::new)
 }
 
