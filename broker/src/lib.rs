@@ -18,6 +18,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grpc;
+pub mod listing;
 pub mod master_key;
 pub mod mint;
 pub mod notify;

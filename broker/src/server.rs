@@ -30,6 +30,8 @@ pub struct State {
     pub bearer: Bearers,
     /// Connection and HTTP/2 limits (`[limits]`).
     pub limits: Limits,
+    /// Signs and checks ListCredentials page tokens.
+    pub page_tokens: crate::listing::PageTokens,
     /// How long the daemon keeps serving, health NOT_SERVING, after a
     /// shutdown is requested, so load balancers see it leave before new
     /// calls are refused (`shutdown_grace_seconds`).
@@ -51,6 +53,7 @@ impl State {
             minter: crate::mint::Minter::new(),
             bearer,
             limits: Limits::default(),
+            page_tokens: crate::listing::PageTokens::default(),
             shutdown_grace: Duration::ZERO,
         }
     }

@@ -59,7 +59,8 @@ export class BrokerClient {
   recommend(request: Message): Promise<Message>;
   putCredential(request: Message): Promise<CredentialMetadata>;
   getCredential(name: string): Promise<CredentialMetadata>;
-  listCredentials(): Promise<CredentialMetadata[]>;
+  /** Every page; `filter` as in ListCredentialsRequest (e.g. `kind = api_key`). */
+  listCredentials(filter?: string): Promise<CredentialMetadata[]>;
   deleteCredential(name: string): Promise<CredentialMetadata>;
   reloadPolicy(): Promise<{ rules: number; source: string }>;
   /** Closes the one channel both services share. */

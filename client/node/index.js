@@ -145,9 +145,20 @@ class BrokerClient {
     return (await this.call(this.admin, 'GetCredential', { name })).credential;
   }
 
-  /** Admin/ListCredentials. Resolves to an array of metadata. */
-  async listCredentials() {
-    return (await this.call(this.admin, 'ListCredentials', {})).credentials;
+  /**
+   * Admin/ListCredentials: every page, optionally filtered (e.g.
+   * `kind = api_key AND labels.environment = production`). Resolves to an
+   * array of metadata.
+   */
+  async listCredentials(filter = '') {
+    const found = [];
+    let pageToken = '';
+    for (;;) {
+      const page = await this.call(this.admin, 'ListCredentials', { page_token: pageToken, filter });
+      found.push(...page.credentials);
+      if (!page.next_page_token) return found;
+      pageToken = page.next_page_token;
+    }
   }
 
   /** Admin/DeleteCredential; drops any cached bearer of that name. */

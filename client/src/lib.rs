@@ -300,15 +300,37 @@ impl Client {
             .ok_or_else(|| Error::Protocol("GetCredential returned no metadata".into()))
     }
 
-    /// Admin/ListCredentials.
+    /// Admin/ListCredentials: every credential the caller may see, all
+    /// pages followed.
     pub async fn list_credentials(&self) -> Result<Vec<proto::CredentialMetadata>, Error> {
-        Ok(self
-            .admin
-            .clone()
-            .list_credentials(proto::ListCredentialsRequest {})
-            .await?
-            .into_inner()
-            .credentials)
+        self.list_credentials_matching("").await
+    }
+
+    /// Admin/ListCredentials with a filter (e.g. `kind = api_key AND
+    /// labels.environment = production`), all pages followed.
+    pub async fn list_credentials_matching(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<proto::CredentialMetadata>, Error> {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .admin
+                .clone()
+                .list_credentials(proto::ListCredentialsRequest {
+                    page_size: 0,
+                    page_token,
+                    filter: filter.to_owned(),
+                })
+                .await?
+                .into_inner();
+            all.extend(page.credentials);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Admin/DeleteCredential. Drops any cached bearer of that name.

@@ -60,7 +60,7 @@ async fn every_kind_round_trips_with_metadata_only() {
     assert_eq!(oauth.client_id, f.client_id);
 
     let list = admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -202,7 +202,7 @@ async fn malformed_credentials_name_the_field() {
     assert_eq!(bad_name.code(), Code::InvalidArgument);
     // Nothing was stored by any of them, and the daemon still serves.
     let list = admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     assert!(list.into_inner().credentials.is_empty());

@@ -107,13 +107,13 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     let _ = broker.recommend(pb::RecommendRequest::default()).await;
     // Anonymous plaintext caller: denied, and audited too.
     let anonymous = AdminClient::new(a.broker.channel().await)
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
@@ -228,7 +228,7 @@ async fn sighup_reopens_for_rotation_and_the_chain_continues() {
     let a = start_audited("", "", None);
     let mut admin = AdminClient::new(uds_channel(&a.socket).await);
     admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     let rotated = a.audit.with_extension("1");
@@ -244,7 +244,7 @@ async fn sighup_reopens_for_rotation_and_the_chain_continues() {
     let mut reopened = false;
     for _ in 0..50 {
         admin
-            .list_credentials(pb::ListCredentialsRequest {})
+            .list_credentials(pb::ListCredentialsRequest::default())
             .await
             .unwrap();
         if a.audit.exists() {
@@ -306,7 +306,9 @@ async fn a_hung_required_sink_fails_requests_within_the_deadline() {
     let mut unavailable = 0;
     for _ in 0..400 {
         let started = Instant::now();
-        let result = admin.list_credentials(pb::ListCredentialsRequest {}).await;
+        let result = admin
+            .list_credentials(pb::ListCredentialsRequest::default())
+            .await;
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "a request stalled past its deadline"
@@ -344,7 +346,7 @@ async fn a_hung_optional_sink_drops_and_counts_but_never_blocks_and_metrics_show
     let started = Instant::now();
     for _ in 0..600 {
         admin
-            .list_credentials(pb::ListCredentialsRequest {})
+            .list_credentials(pb::ListCredentialsRequest::default())
             .await
             .unwrap();
     }

@@ -123,7 +123,7 @@ async fn every_rpc(channel: Channel) -> Vec<(&'static str, Code)> {
             "ListCredentials",
             code(
                 admin
-                    .list_credentials(pb::ListCredentialsRequest {})
+                    .list_credentials(pb::ListCredentialsRequest::default())
                     .await
                     .map(drop),
             ),

@@ -148,7 +148,7 @@ async fn no_canary_secret_or_issued_token_escapes_into_logs_audit_metrics_or_dat
             .unwrap();
     }
     admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     let mut bad = f.api_key("bad name!", pb::KeyType::Standard);

@@ -25,7 +25,7 @@ async fn acknowledged_writes_survive_kill_9() {
         broker = Broker::start(options);
         let mut admin = broker.admin().await;
         let names: Vec<_> = admin
-            .list_credentials(pb::ListCredentialsRequest {})
+            .list_credentials(pb::ListCredentialsRequest::default())
             .await
             .unwrap()
             .into_inner()

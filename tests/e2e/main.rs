@@ -17,6 +17,7 @@ mod doctor;
 mod durability;
 mod hardening;
 mod harness;
+mod listing;
 mod mint;
 mod operations;
 #[allow(dead_code)]

@@ -36,7 +36,7 @@ async fn every_acknowledged_write_survives_100_kill_9_cycles() {
     let list = broker
         .admin()
         .await
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -127,7 +127,7 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
         assert_eq!(served.code(), Code::FailedPrecondition, "{name} was served");
     }
     let names: Vec<_> = admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -26,6 +26,10 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Only these: e.g. `kind = api_key AND labels.environment = production`
+        /// (fields kind, name, labels.KEY; = or !=; terms joined by AND).
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Show one credential's metadata.
     Show {
@@ -199,14 +203,27 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .unwrap_or_default();
             println!("stored {} ({})", stored.name, kind_name(stored.kind));
         }
-        Command::List { addr, json } => {
+        Command::List { addr, json, filter } => {
             let mut client = AdminClient::new(addr.channel().await?);
-            let list = client
-                .list_credentials(pb::ListCredentialsRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .credentials;
+            // Every page, however large the store.
+            let mut list = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_credentials(pb::ListCredentialsRequest {
+                        page_size: 0,
+                        page_token,
+                        filter: filter.clone().unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                list.extend(page.credentials);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
             if json {
                 let items: Vec<_> = list.iter().map(metadata_json).collect();
                 println!("{}", serde_json::to_string_pretty(&items)?);

@@ -13,6 +13,7 @@ use super::guard::guarded;
 use crate::caller::Caller;
 use crate::credential;
 use crate::error::Result;
+use crate::listing;
 use crate::policy::{Action, Rpc};
 use crate::server::State;
 
@@ -50,23 +51,52 @@ fn get(state: &State, request: pb::GetCredentialRequest) -> Result<pb::GetCreden
     })
 }
 
-/// Every credential the caller's rules cover for ListCredentials (a
-/// scoped admin sees only its own).
-fn list(state: &State, caller: &Caller) -> pb::ListCredentialsResponse {
+/// One page of the credentials the caller's rules cover for
+/// ListCredentials (a scoped admin sees only its own), after the filter.
+fn list(
+    state: &State,
+    caller: &Caller,
+    request: pb::ListCredentialsRequest,
+) -> Result<pb::ListCredentialsResponse> {
+    let size = listing::page_size(request.page_size)?;
+    let filter = listing::Filter::parse(&request.filter)?;
+    let after = match request.page_token.as_str() {
+        "" => None,
+        token => Some(
+            state
+                .page_tokens
+                .check(caller.principal(), &request.filter, token)?,
+        ),
+    };
     let policy = state.policy.current();
-    let credentials = state
+    let mut page = state
         .vault
         .list()
-        .iter()
+        .into_iter()
+        .filter(|c| after.as_deref().is_none_or(|after| c.name.as_str() > after))
+        .filter(|c| filter.matches(c))
         .filter(|c| {
             policy.permits(
                 caller,
                 &Action::new(Rpc::ListCredentials).credential(&c.name),
             )
         })
-        .map(|c| convert::metadata(c))
-        .collect();
-    pb::ListCredentialsResponse { credentials }
+        .take(size + 1)
+        .collect::<Vec<_>>();
+    let next_page_token = if page.len() > size {
+        page.truncate(size);
+        page.last().map_or_else(String::new, |last| {
+            state
+                .page_tokens
+                .issue(caller.principal(), &request.filter, &last.name)
+        })
+    } else {
+        String::new()
+    };
+    Ok(pb::ListCredentialsResponse {
+        credentials: page.iter().map(|c| convert::metadata(c)).collect(),
+        next_page_token,
+    })
 }
 
 async fn delete(
@@ -120,8 +150,8 @@ impl Admin for AdminApi {
         request: Request<pb::ListCredentialsRequest>,
     ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |_, caller| async move {
-            Ok(list(state, &caller))
+        guarded(state, request, |r, caller| async move {
+            list(state, &caller, r.request)
         })
         .await
     }

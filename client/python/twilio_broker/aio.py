@@ -122,10 +122,19 @@ class AsyncBrokerClient:
         """Admin/GetCredential."""
         return (await self._call(self._admin.GetCredential, admin_pb2.GetCredentialRequest(name=name))).credential
 
-    async def list_credentials(self) -> List[credential_pb2.CredentialMetadata]:
-        """Admin/ListCredentials."""
-        reply = await self._call(self._admin.ListCredentials, admin_pb2.ListCredentialsRequest())
-        return list(reply.credentials)
+    async def list_credentials(self, filter: str = "") -> List[credential_pb2.CredentialMetadata]:
+        """Admin/ListCredentials: every page, optionally filtered."""
+        found: List[credential_pb2.CredentialMetadata] = []
+        token = ""
+        while True:
+            page = await self._call(
+                self._admin.ListCredentials,
+                admin_pb2.ListCredentialsRequest(page_token=token, filter=filter),
+            )
+            found.extend(page.credentials)
+            if not page.next_page_token:
+                return found
+            token = page.next_page_token
 
     async def delete_credential(self, name: str) -> credential_pb2.CredentialMetadata:
         """Admin/DeleteCredential; drops any cached bearer of that name."""

@@ -178,9 +178,20 @@ class BrokerClient:
         """Admin/GetCredential."""
         return self._call(self._admin.GetCredential, admin_pb2.GetCredentialRequest(name=name)).credential
 
-    def list_credentials(self) -> List[credential_pb2.CredentialMetadata]:
-        """Admin/ListCredentials."""
-        return list(self._call(self._admin.ListCredentials, admin_pb2.ListCredentialsRequest()).credentials)
+    def list_credentials(self, filter: str = "") -> List[credential_pb2.CredentialMetadata]:
+        """Admin/ListCredentials: every page, optionally filtered
+        (e.g. ``kind = api_key AND labels.environment = production``)."""
+        found: List[credential_pb2.CredentialMetadata] = []
+        token = ""
+        while True:
+            page = self._call(
+                self._admin.ListCredentials,
+                admin_pb2.ListCredentialsRequest(page_token=token, filter=filter),
+            )
+            found.extend(page.credentials)
+            if not page.next_page_token:
+                return found
+            token = page.next_page_token
 
     def delete_credential(self, name: str) -> credential_pb2.CredentialMetadata:
         """Admin/DeleteCredential; drops any cached bearer of that name."""

@@ -120,7 +120,7 @@ async fn assert_audited(broker: &Broker, events: &Path) {
     broker
         .admin()
         .await
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     for _ in 0..100 {
@@ -269,7 +269,7 @@ async fn a_new_c_storage_plugin_builds_checks_and_loads() {
     let mut admin = broker.admin().await;
     admin.put_credential(f.auth_token("kept")).await.unwrap();
     let listed = admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap()
         .into_inner();

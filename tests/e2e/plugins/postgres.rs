@@ -65,7 +65,7 @@ async fn names(broker: &Broker) -> Vec<String> {
     let listed = broker
         .admin()
         .await
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap()
         .into_inner();

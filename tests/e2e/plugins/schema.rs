@@ -104,7 +104,7 @@ async fn emitted_events_validate_against_the_published_schema() {
     let denied = admin.get_credential(get("forbidden-x")).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     BrokerClient::new(channel)

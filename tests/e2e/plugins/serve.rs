@@ -107,7 +107,7 @@ async fn serves(broker: &Broker, name: &str) {
     let listed = broker
         .admin()
         .await
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     assert!(
@@ -214,7 +214,7 @@ async fn audit_plugins_receive_every_event_and_a_failing_required_one_fails_clos
         .await
         .unwrap();
     admin
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap();
     let mut lines = Vec::new();
@@ -248,7 +248,7 @@ async fn audit_plugins_receive_every_event_and_a_failing_required_one_fails_clos
     let refused = broker
         .admin()
         .await
-        .list_credentials(pb::ListCredentialsRequest {})
+        .list_credentials(pb::ListCredentialsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");

@@ -49,14 +49,22 @@ class GetCredentialResponse(_message.Message):
     def __init__(self, credential: _Optional[_Union[_credential_pb2.CredentialMetadata, _Mapping]] = ...) -> None: ...
 
 class ListCredentialsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token", "filter")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    filter: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListCredentialsResponse(_message.Message):
-    __slots__ = ("credentials",)
+    __slots__ = ("credentials", "next_page_token")
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     credentials: _containers.RepeatedCompositeFieldContainer[_credential_pb2.CredentialMetadata]
-    def __init__(self, credentials: _Optional[_Iterable[_Union[_credential_pb2.CredentialMetadata, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, credentials: _Optional[_Iterable[_Union[_credential_pb2.CredentialMetadata, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteCredentialRequest(_message.Message):
     __slots__ = ("name",)
