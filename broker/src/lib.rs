@@ -14,6 +14,7 @@ pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod credential;
+pub mod doctor;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::recommend::doctor::{self, Options, Report, Source};
+use crate::doctor::{self, Options, Report, Source};
 
 /// The exit status when doctor found a risk.
 pub const RISKS_FOUND_EXIT: u8 = 3;

@@ -7,11 +7,10 @@
 //! and next steps that follow from the combination, [`limits::LIMITS`] says
 //! which of Twilio's limits apply, and [`review::CHECKS`] reviews a stored
 //! credential against its labels. The functions here only walk the tables.
-//! [`doctor`] applies the same knowledge to environments and files.
+//! `crate::doctor` applies the same knowledge to environments and files.
 //!
 //! Nothing here knows tonic; `grpc/recommend.rs` converts at the edge.
 
-pub mod doctor;
 pub mod limits;
 pub mod notes;
 pub mod resources;

@@ -4,9 +4,11 @@
 //! secret in a file under version control (or about to be), a SID with the
 //! wrong prefix, and a broker master key kept badly.
 //!
-//! It lives beside the decision framework because it applies the same
-//! knowledge to what is deployed rather than to what is planned, and points
-//! back to `recommend` for what to use instead.
+//! It applies the decision framework's knowledge (`crate::recommend`) to
+//! what is deployed rather than to what is planned, and points back to
+//! `recommend` for what to use instead. It runs `git`, reads files and the
+//! daemon's config, which is why it is its own module: `recommend` stays a
+//! pure function of its input (depends on `credential`, `sid` and `error`).
 //!
 //! **Invariant:** a secret value is never put into a [`Finding`] in full: at
 //! most its first four characters and its length ([`redact`]).
