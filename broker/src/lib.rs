@@ -34,3 +34,6 @@ pub mod transport;
 pub mod webhook;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod tidy;

@@ -30,14 +30,14 @@ impl ChainKey {
     /// Derives the chain key from the master key.
     pub fn derive(master: &MasterKey) -> Self {
         let mut mac =
-            HmacSha256::new_from_slice(master.expose()).unwrap_or_else(|_| unreachable!());
+            HmacSha256::new_from_slice(master.expose()).expect("HMAC takes keys of any length");
         mac.update(b"twilio-broker audit chain v1");
         ChainKey(Zeroizing::new(mac.finalize().into_bytes().into()))
     }
 
     fn mac(&self, body: &[u8]) -> [u8; 32] {
         let mut mac =
-            HmacSha256::new_from_slice(self.0.as_slice()).unwrap_or_else(|_| unreachable!());
+            HmacSha256::new_from_slice(self.0.as_slice()).expect("HMAC takes keys of any length");
         mac.update(body);
         mac.finalize().into_bytes().into()
     }

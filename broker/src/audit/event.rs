@@ -81,5 +81,5 @@ pub fn cap(text: &str) -> String {
 
 /// RFC 3339 text of a time.
 pub fn rfc3339(time: SystemTime) -> String {
-    prost_types::Timestamp::from(time).to_string()
+    humantime::format_rfc3339_nanos(time).to_string()
 }
