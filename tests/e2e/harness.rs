@@ -18,14 +18,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_twilio-broker");
 
 /// A random string that stands in for a secret; unique per run.
 pub fn random_secret(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    rand::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    random_hex(prefix)
 }
 
-/// A random SID with the given prefix.
+/// A random SID with the given prefix (`AC`, `SK`, ... and 32 hex digits).
 pub fn random_sid(prefix: &str) -> String {
+    random_hex(prefix)
+}
+
+fn random_hex(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -14,19 +14,32 @@ use twilio_broker_api::v1::broker_client::BrokerClient;
 
 use crate::cli::connect::{AddrArgs, status_error};
 
-/// Grants that can be asked for with no fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GrantKind {
-    /// Voice.
-    Voice,
-    /// Video (any room).
-    Video,
-    /// Conversations / Chat.
-    Chat,
-    /// Sync.
-    Sync,
-    /// TaskRouter.
-    TaskRouter,
+use crate::policy::GrantKind;
+
+/// `--grant` takes the policy's grant kinds, by the same names, except
+/// `playback`, which needs fields (`--playback-json`).
+impl clap::ValueEnum for GrantKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            GrantKind::Voice,
+            GrantKind::Video,
+            GrantKind::Chat,
+            GrantKind::Sync,
+            GrantKind::TaskRouter,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            GrantKind::Playback => None,
+            // `task-router` was the flag's spelling before it shared the
+            // policy's names; both are accepted.
+            GrantKind::TaskRouter => {
+                Some(clap::builder::PossibleValue::new("task_router").alias("task-router"))
+            }
+            kind => Some(clap::builder::PossibleValue::new(kind.as_str())),
+        }
+    }
 }
 
 /// Arguments of `token mint`.
