@@ -24,6 +24,7 @@ mod pki;
 mod plugins;
 mod recommend;
 mod resilience;
+mod rollback;
 mod service;
 mod slow;
 mod trust;
