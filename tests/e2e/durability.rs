@@ -194,6 +194,11 @@ async fn rekey_reseals_under_a_new_key() {
     let new_key = random_master_key();
     let new_key_file = dir.path().join("new.key");
     std::fs::write(&new_key_file, &new_key).unwrap();
+    std::fs::set_permissions(
+        &new_key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let old_key = options.master_key.clone().unwrap();
     let data_dir = options.data_dir.clone().unwrap();
     let out = run_cli(

@@ -183,6 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
     let audit = audit_trail(&args, &file, &key, &plugins)?;
+    crate::store::vault::check_master_key(store.as_ref(), &key).await?;
     let state_file = open_state_file(&args, &file, data_dir.as_deref(), &key)?;
     let options = crate::store::vault::VaultOptions {
         state_file,

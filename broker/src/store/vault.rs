@@ -826,7 +826,8 @@ async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultE
 
 /// Checks `key` against the store's key-check record, writing one (with
 /// compare-and-swap, so two replicas starting together agree) if absent.
-async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
+/// Called first at start-up, so a wrong key is reported as such.
+pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
     for _ in 0..2 {
         let Some(stored) = store.get(KEY_CHECK).await? else {
             // A record sealed under another key with no key check means
