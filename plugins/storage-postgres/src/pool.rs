@@ -26,7 +26,16 @@ pub fn plugin_error(err: &postgres::Error) -> PluginError {
             db.message(),
             db.code().code()
         )),
-        None => PluginError::unavailable(format!("PostgreSQL unreachable: {err}")),
+        None => {
+            // The cause (a refused certificate, say) is in the source chain.
+            let mut message = format!("PostgreSQL unreachable: {err}");
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            PluginError::unavailable(message)
+        }
     }
 }
 

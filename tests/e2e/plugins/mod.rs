@@ -12,6 +12,7 @@ mod host;
 mod libs;
 mod new;
 mod postgres;
+mod postgres_tls;
 mod schema;
 mod serve;
 mod services;
