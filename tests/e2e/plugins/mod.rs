@@ -11,6 +11,7 @@ mod check;
 mod host;
 mod libs;
 mod new;
+mod pin;
 mod postgres;
 mod postgres_tls;
 mod schema;
