@@ -121,6 +121,9 @@ pub enum VaultError {
     Store(#[from] StoreError),
 }
 
+/// Every entry of a store, sealed, and the generation of its manifest.
+pub type Resealed = (Vec<(String, Vec<u8>)>, u64);
+
 /// How to open a vault.
 #[derive(Default, Clone)]
 pub struct VaultOptions {
@@ -670,7 +673,7 @@ impl Vault {
     /// Every sealed entry of the store as it would be written under `key`:
     /// the key check, the manifest (one generation up) and every credential
     /// at its record version. Refuses if any record cannot be opened.
-    fn resealed(&self, key: &MasterKey) -> Result<(Vec<(String, Vec<u8>)>, u64), Error> {
+    fn resealed(&self, key: &MasterKey) -> Result<Resealed, Error> {
         let index = self.index.load();
         if let Some((store_key, reason)) = index.unreadable.iter().next() {
             return Err(Error::FailedPrecondition(format!(
@@ -726,7 +729,7 @@ impl Vault {
     /// Every entry of the store re-sealed under the current key, for
     /// `twilio-broker compact` to write into a fresh store; the state file's
     /// mark is raised to the returned generation once it is written.
-    pub fn export_resealed(&self) -> Result<(Vec<(String, Vec<u8>)>, u64), Error> {
+    pub fn export_resealed(&self) -> Result<Resealed, Error> {
         self.resealed(&self.key)
     }
 
