@@ -247,7 +247,7 @@ impl Index {
                     .insert(credential.name.clone(), Arc::new(credential));
             }
             Err(reason) => {
-                tracing::error!(record = %store_key, %reason, "record refused; not serving it");
+                tracing::error!(record = %store_key, %reason, "record cannot be opened or was refused; refusing to serve it");
                 self.unreadable.insert(store_key.to_owned(), reason);
             }
         }
