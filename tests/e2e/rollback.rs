@@ -262,3 +262,35 @@ fn signature(token: &str, url: &str) -> String {
     mac.update(url.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
+
+/// Issue 14, item 5: a credential's name never reaches the data directory
+/// (store keys are keyed hashes), so nothing of it survives its deletion
+/// either, without `compact`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_names_never_reach_the_data_directory() {
+    let f = Fixtures::new();
+    let mut broker = Broker::start(Options::default());
+    let kept = crate::harness::random_secret("kept-name-");
+    let deleted = crate::harness::random_secret("deleted-name-");
+    let mut admin = broker.admin().await;
+    admin.put_credential(f.test(&kept)).await.unwrap();
+    admin.put_credential(f.test(&deleted)).await.unwrap();
+    admin
+        .delete_credential(pb::DeleteCredentialRequest {
+            name: deleted.clone(),
+        })
+        .await
+        .unwrap();
+    let options = broker.same_data();
+    broker.terminate();
+    let data_dir = options.data_dir.clone().unwrap();
+    let files = read_tree(&data_dir);
+    assert!(!files.is_empty());
+    for name in [&kept, &deleted] {
+        for (path, bytes) in &files {
+            assert!(!contains(bytes, name), "{name} in {}", path.display());
+        }
+    }
+    let broker = Broker::start(options);
+    assert_eq!(names(&broker).await, [kept]);
+}
