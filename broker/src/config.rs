@@ -30,6 +30,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Data directory of the embedded sled store.
     pub data_dir: Option<PathBuf>,
+    /// The sealed state file (audit chain anchors; later the store's
+    /// high-water mark). Default `<data_dir>.state`; required with a storage plugin.
+    pub state_file: Option<PathBuf>,
     /// File holding the base64 master key (instead of TWILIO_BROKER_MASTER_KEY_FILE).
     pub master_key_file: Option<PathBuf>,
     /// Log format.

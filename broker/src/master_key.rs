@@ -31,10 +31,61 @@ pub struct MasterKey {
     id: KeyId,
 }
 
-/// The key's bytes at a fixed address, locked in RAM while they live.
+/// The key's bytes and its derived subkeys at a fixed address, locked in RAM
+/// while they live.
 struct KeyBytes {
     bytes: Box<Zeroizing<[u8; KEY_LEN]>>,
+    subkeys: Box<Zeroizing<[[u8; KEY_LEN]; Purpose::COUNT]>>,
     _locked: Option<twilio_broker_system::Locked>,
+    _subkeys_locked: Option<twilio_broker_system::Locked>,
+}
+
+/// What a subkey is for. Each purpose has its own HKDF label, so a key
+/// learned for one purpose says nothing about another.
+///
+/// Labels reserved for later purposes (never to be reused for anything
+/// else): `twilio-broker/v1/audit-chain`, `twilio-broker/v1/audit-signing`
+/// (the audit work derives those itself today), `twilio-broker/v1/state-file`,
+/// `twilio-broker/v1/backup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The AEAD key of sealed records (format `TBS2`) and the state file.
+    Seal,
+    /// The HMAC key that turns credential names into store keys.
+    NameHash,
+}
+
+impl Purpose {
+    const COUNT: usize = 2;
+
+    /// The HKDF `info` label of this purpose.
+    pub fn label(self) -> &'static str {
+        match self {
+            Purpose::Seal => "twilio-broker/v1/seal",
+            Purpose::NameHash => "twilio-broker/v1/name-hash",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Purpose::Seal => 0,
+            Purpose::NameHash => 1,
+        }
+    }
+}
+
+/// The HKDF salt of every subkey derivation (version 1 of the derivation;
+/// the version is what the record header's key id covers with the master key id).
+const HKDF_SALT: &[u8] = b"twilio-broker key derivation v1";
+
+/// HKDF-SHA256 of `master` for `purpose`.
+pub fn derive_subkey(master: &[u8; KEY_LEN], purpose: Purpose) -> Zeroizing<[u8; KEY_LEN]> {
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(HKDF_SALT), master);
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    // 32 bytes is far below HKDF-SHA256's limit of 8160.
+    hk.expand(purpose.label().as_bytes(), out.as_mut_slice())
+        .unwrap_or_default();
+    out
 }
 
 static FROM_ENVIRONMENT: OnceLock<Option<Zeroizing<String>>> = OnceLock::new();
@@ -129,17 +180,25 @@ impl MasterKey {
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         let id = key_id(&bytes);
         let bytes = Box::new(Zeroizing::new(bytes));
-        let locked = match twilio_broker_system::lock_in_ram(bytes.as_slice()) {
+        let mut subkeys = Box::new(Zeroizing::new([[0u8; KEY_LEN]; Purpose::COUNT]));
+        for purpose in [Purpose::Seal, Purpose::NameHash] {
+            subkeys[purpose.index()] = *derive_subkey(&bytes, purpose);
+        }
+        let lock = |what: &[u8]| match twilio_broker_system::lock_in_ram(what) {
             Ok(locked) => Some(locked),
             Err(err) => {
                 tracing::debug!(%err, "cannot lock the master key in RAM (RLIMIT_MEMLOCK?)");
                 None
             }
         };
+        let locked = lock(bytes.as_slice());
+        let subkeys_locked = lock(subkeys.as_flattened());
         MasterKey {
             bytes: Arc::new(KeyBytes {
                 bytes,
+                subkeys,
                 _locked: locked,
+                _subkeys_locked: subkeys_locked,
             }),
             id,
         }
@@ -205,9 +264,15 @@ impl MasterKey {
         Zeroizing::new(BASE64.encode(self.bytes.bytes.as_slice()))
     }
 
-    /// The raw key, for the AEAD in `store::seal` only.
+    /// The raw key: for deriving keys of other purposes (the audit chain)
+    /// and for opening records of the first format (`TBS1`) only.
     pub(crate) fn expose(&self) -> &[u8; KEY_LEN] {
         &self.bytes.bytes
+    }
+
+    /// The subkey for `purpose` (HKDF-SHA256 of the master key).
+    pub(crate) fn subkey(&self, purpose: Purpose) -> &[u8; KEY_LEN] {
+        &self.bytes.subkeys[purpose.index()]
     }
 
     /// The public fingerprint of this key.
@@ -229,6 +294,18 @@ fn key_id(bytes: &[u8; KEY_LEN]) -> KeyId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subkeys_differ_per_purpose_and_from_the_master_key() {
+        let key = MasterKey::generate();
+        let seal = *key.subkey(Purpose::Seal);
+        let names = *key.subkey(Purpose::NameHash);
+        assert_ne!(seal, names);
+        assert_ne!(&seal, key.expose());
+        assert_eq!(*derive_subkey(key.expose(), Purpose::Seal), seal);
+        // RFC 5869 shape: same master, same label, same key; another master, another key.
+        assert_ne!(*MasterKey::generate().subkey(Purpose::Seal), seal);
+    }
 
     #[test]
     fn round_trips_and_rejects_bad_lengths() {

@@ -6,7 +6,8 @@
 //!   `server.rs`, the CLI's client commands, `transport/` (it implements
 //!   tonic's `Connected`) and `fuzzing.rs` (it feeds proto requests in).
 //! - Only the vault seals (`store/vault.rs`, with `store/seal.rs` itself;
-//!   `fuzzing.rs` seals test records to fuzz their opening).
+//!   `fuzzing.rs` seals test records to fuzz their opening, and
+//!   `state_file.rs` seals the state file, which lives outside the store).
 //! - No `unwrap_or_else(|_| unreachable!())`, which hides an `unwrap` from
 //!   the `unwrap_used` lint: say why it cannot fail with `expect`.
 //! - Every module of `lib.rs` has its row in ARCHITECTURE.md.
@@ -87,8 +88,13 @@ fn generated_and_tonic_types_stay_at_the_edge() {
 fn only_the_vault_seals() {
     let mut found = Vec::new();
     for (file, lines) in code() {
-        // fuzzing.rs seals records to fuzz their opening.
-        if file == "store/vault.rs" || file.starts_with("store/seal") || file == "fuzzing.rs" {
+        // fuzzing.rs seals records to fuzz their opening; the state file is
+        // the one other sealed artefact (outside the store).
+        if file == "store/vault.rs"
+            || file.starts_with("store/seal")
+            || file == "fuzzing.rs"
+            || file == "state_file.rs"
+        {
             continue;
         }
         for (n, line) in lines.iter().enumerate() {

@@ -10,6 +10,7 @@
 // without a cache it would fetch a token per API call; this provider's cache
 // keeps one token until shortly before it expires.
 
+const net = require('net');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -37,12 +38,53 @@ class BrokerError extends Error {
  */
 function resolveTarget(address, credentials) {
   if (address.startsWith('http://')) {
-    return [address.slice('http://'.length).replace(/\/+$/, ''), credentials || grpc.credentials.createInsecure()];
+    const target = address.slice('http://'.length).replace(/\/+$/, '');
+    if (!credentials) checkPlaintext(address, target);
+    return [target, credentials || grpc.credentials.createInsecure()];
   }
   if (address.startsWith('https://')) {
     return [address.slice('https://'.length).replace(/\/+$/, ''), credentials || grpc.credentials.createSsl()];
   }
+  if (!credentials) checkPlaintext(address, address);
   return [address, credentials || grpc.credentials.createInsecure()];
+}
+
+/** The host of a `host:port` / `[v6]:port` target. */
+function hostOf(target) {
+  const authority = target.split('/')[0];
+  if (authority.startsWith('[')) return authority.slice(1).split(']')[0];
+  const colon = authority.lastIndexOf(':');
+  return colon < 0 ? authority : authority.slice(0, colon);
+}
+
+/** True for `localhost` and loopback addresses (127.0.0.0/8, ::1). */
+function isLoopback(host) {
+  if (host.toLowerCase() === 'localhost') return true;
+  if (net.isIPv4(host)) return host.split('.')[0] === '127';
+  if (net.isIPv6(host)) return host === '::1' || host === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/**
+ * Plaintext to a non-loopback host is refused unless `http://` is written
+ * out, which is allowed with a loud warning (as the CLI and the Rust client).
+ */
+function checkPlaintext(address, target) {
+  if (target.startsWith('unix:') || target.startsWith('unix-abstract:')) return;
+  const host = hostOf(target);
+  if (isLoopback(host)) return;
+  if (address.startsWith('http://')) {
+    process.emitWarning(
+      `twilio-broker client: speaking PLAINTEXT to ${host} because the address says http://; ` +
+        'bearer tokens and credentials cross the network unencrypted',
+      'TwilioBrokerPlaintextWarning',
+    );
+    return;
+  }
+  throw new Error(
+    `${address}: refusing plaintext to ${host}, which is not this machine: use https://${address} ` +
+      `(with credentials: grpc.credentials.createSsl(...)), or write http://${address} to insist on plaintext`,
+  );
 }
 
 /**

@@ -46,6 +46,52 @@ impl Default for ConnectOptions {
     }
 }
 
+/// The host of a TCP target (`host:port`, `[v6]:port`, `http://...`).
+fn host_of(target: &str) -> &str {
+    let authority = target
+        .split_once("://")
+        .map_or(target, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
+}
+
+/// True for `localhost` and loopback addresses.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Plaintext to a non-loopback host is refused unless `http://` is written
+/// out, which is allowed with a loud warning on standard error.
+fn check_plaintext(target: &str, tls: bool) -> Result<(), Error> {
+    if tls || target.starts_with("https://") {
+        return Ok(());
+    }
+    let host = host_of(target);
+    if is_loopback(host) {
+        return Ok(());
+    }
+    if target.starts_with("http://") {
+        eprintln!(
+            "WARNING: twilio-broker client: speaking PLAINTEXT to {host} because the address \
+             says http://; bearer tokens and credentials cross the network unencrypted"
+        );
+        return Ok(());
+    }
+    Err(Error::Connect(format!(
+        "{target}: refusing plaintext to {host}, which is not this machine: use \
+         https://{target} with TLS options (the broker's CA), or write http://{target} to \
+         insist on plaintext"
+    )))
+}
+
 pub(crate) async fn channel(target: &str, options: &ConnectOptions) -> Result<Channel, Error> {
     let connect_error = |e: tonic::transport::Error| Error::Connect(format!("{target}: {e}"));
     if let Some(path) = target.strip_prefix("unix:") {
@@ -64,6 +110,7 @@ pub(crate) async fn channel(target: &str, options: &ConnectOptions) -> Result<Ch
             .await
             .map_err(connect_error);
     }
+    check_plaintext(target, options.tls.is_some())?;
     let uri = if target.contains("://") {
         target.to_owned()
     } else if options.tls.is_some() {
@@ -89,4 +136,29 @@ pub(crate) async fn channel(target: &str, options: &ConnectOptions) -> Result<Ch
         endpoint = endpoint.tls_config(config).map_err(connect_error)?;
     }
     endpoint.connect().await.map_err(connect_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_only_to_loopback_unless_insisted() {
+        for fine in [
+            "127.0.0.1:50051",
+            "localhost:1",
+            "[::1]:50051",
+            "http://127.0.0.1:1",
+            "https://broker.internal:443",
+            "http://broker.internal:50051",
+        ] {
+            assert!(check_plaintext(fine, false).is_ok(), "{fine}");
+        }
+        for refused in ["broker.internal:50051", "10.0.0.5:50051", "[2001:db8::1]:1"] {
+            let err = check_plaintext(refused, false).expect_err(refused);
+            assert!(err.to_string().contains("refusing plaintext"), "{err}");
+            assert!(err.to_string().contains("http://"), "{err}");
+            assert!(check_plaintext(refused, true).is_ok(), "{refused} with TLS");
+        }
+    }
 }

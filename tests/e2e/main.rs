@@ -26,6 +26,7 @@ mod pki;
 mod plugins;
 mod recommend;
 mod resilience;
+mod rollback;
 mod service;
 mod slow;
 mod trust;

@@ -73,33 +73,37 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
     broker.terminate();
     {
         let store = SledStore::open(options.data_dir.as_ref().unwrap()).unwrap();
-        let sealed = store.get("credential/source").await.unwrap().unwrap().value;
-        store.put("credential/moved", sealed).await.unwrap();
+        // Store keys are keyed hashes of the names (issue 14).
+        let master = twilio_broker::master_key::MasterKey::from_base64(
+            options.master_key.as_deref().unwrap(),
+            "test",
+        )
+        .unwrap();
+        let key = |name: &str| twilio_broker::store::vault::credential_key(&master, name);
+        let sealed = store.get(&key("source")).await.unwrap().unwrap().value;
+        store.put(&key("moved"), sealed).await.unwrap();
         let truncated = store
-            .get("credential/victim-truncated")
+            .get(&key("victim-truncated"))
             .await
             .unwrap()
             .unwrap()
             .value;
         store
             .put(
-                "credential/victim-truncated",
+                &key("victim-truncated"),
                 truncated[..truncated.len() - 7].to_vec(),
             )
             .await
             .unwrap();
         let mut flipped = store
-            .get("credential/victim-flipped")
+            .get(&key("victim-flipped"))
             .await
             .unwrap()
             .unwrap()
             .value;
         let middle = flipped.len() / 2;
         flipped[middle] ^= 0x10;
-        store
-            .put("credential/victim-flipped", flipped)
-            .await
-            .unwrap();
+        store.put(&key("victim-flipped"), flipped).await.unwrap();
         let _: Arc<dyn Store> = Arc::new(store);
     }
     let broker = Broker::start(options);

@@ -99,11 +99,32 @@ async function grpcJsCalls(spec) {
   }
 }
 
+/** Issue 14: plaintext only to loopback unless http:// is written out. */
+function plaintextChecks() {
+  let refused = null;
+  try {
+    new BrokerClient('192.0.2.1:50051').close();
+  } catch (err) {
+    refused = err.message;
+  }
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  new BrokerClient('http://192.0.2.1:50051').close();
+  new BrokerClient('127.0.0.1:1').close();
+  return new Promise((resolve) => {
+    setImmediate(() => {
+      process.off('warning', onWarning);
+      resolve({ refused, warnings });
+    });
+  });
+}
+
 async function main() {
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
   const spec = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  const out = { sms: await sendSms(spec), grpc_js: await grpcJsCalls(spec) };
+  const out = { sms: await sendSms(spec), grpc_js: await grpcJsCalls(spec), plaintext: await plaintextChecks() };
   process.stdout.write(JSON.stringify(out));
 }
 

@@ -115,9 +115,25 @@ async def aio_calls(spec):
         }
 
 
+def plaintext_checks():
+    """Issue 14: plaintext only to loopback unless http:// is written out."""
+    import warnings
+    try:
+        BrokerClient("192.0.2.1:50051").close()
+        refused = None
+    except ValueError as err:
+        refused = str(err)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        BrokerClient("http://192.0.2.1:50051").close()
+        BrokerClient("127.0.0.1:1").close()
+    return {"refused": refused, "warnings": [str(w.message) for w in caught]}
+
+
 def main():
     spec = json.load(sys.stdin)
-    out = {"sms": send_sms(spec), "grpcio": grpcio_calls(spec), "aio": asyncio.run(aio_calls(spec))}
+    out = {"sms": send_sms(spec), "grpcio": grpcio_calls(spec), "aio": asyncio.run(aio_calls(spec)),
+           "plaintext": plaintext_checks()}
     json.dump(out, sys.stdout)
 
 

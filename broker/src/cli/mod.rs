@@ -61,6 +61,9 @@ enum Command {
     Keygen,
     /// Re-seal every record in a data directory under a new master key (offline).
     Rekey(keys::RekeyArgs),
+    /// Rewrite a data directory from scratch (offline), dropping the bytes of
+    /// deleted records and of earlier formats that sled keeps.
+    Compact(keys::CompactArgs),
     /// Check plugin libraries (audit sinks, storage backends).
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Audit(command) => audit::run(command).await,
             Command::Keygen => keys::keygen(),
             Command::Rekey(args) => keys::rekey(args).await,
+            Command::Compact(args) => keys::compact(args).await,
             Command::Plugin(command) => plugin::run(command).await,
         }
     });

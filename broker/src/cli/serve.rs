@@ -47,6 +47,14 @@ pub struct Args {
     /// Audit trail file (JSON lines, hash-chained).
     #[arg(long, env = "TWILIO_BROKER_AUDIT_FILE")]
     audit_file: Option<PathBuf>,
+    /// The sealed state file (audit chain anchors, the store's high-water
+    /// mark) [default: <data-dir>.state].
+    #[arg(long, env = "TWILIO_BROKER_STATE_FILE")]
+    state_file: Option<PathBuf>,
+    /// Start even though the store is older than the state file's
+    /// high-water mark (a restored backup); the mark is lowered to it.
+    #[arg(long)]
+    accept_rollback: bool,
     /// Prometheus metrics listener, e.g. 127.0.0.1:9464.
     #[arg(long, env = "TWILIO_BROKER_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -176,7 +184,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
     let audit = audit_trail(&args, &file, &key, &plugins)?;
-    let vault = Arc::new(Vault::open(Arc::clone(&store), key).await?);
+    crate::store::vault::check_master_key(store.as_ref(), &key).await?;
+    let state_file = open_state_file(&args, &file, data_dir.as_deref(), &key)?;
+    let options = crate::store::vault::VaultOptions {
+        state_file,
+        accept_rollback: args.accept_rollback,
+    };
+    let vault = Arc::new(Vault::open_with(Arc::clone(&store), key, options).await?);
     // Replicas sharing a store (a storage plugin) follow each other's writes.
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
@@ -206,6 +220,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     served?;
     tracing::info!("twilio-broker stopped");
     Ok(())
+}
+
+/// The state file: `--state-file`, `state_file`, else `<data-dir>.state`
+/// (with a storage plugin too: it only needs to be outside the database).
+/// None only for a throw-away store.
+fn open_state_file(
+    args: &Args,
+    file: &FileConfig,
+    data_dir: Option<&Path>,
+    key: &MasterKey,
+) -> anyhow::Result<Option<Arc<crate::state_file::StateFile>>> {
+    let path = match (
+        args.state_file.clone().or(file.state_file.clone()),
+        data_dir,
+    ) {
+        (Some(path), _) => path,
+        (None, Some(dir)) => crate::state_file::default_path(dir),
+        (None, None) if args.dev => {
+            tracing::warn!(
+                "DEV MODE: no state file, so a rolled-back store would not be noticed at start-up"
+            );
+            return Ok(None);
+        }
+        (None, None) => anyhow::bail!(
+            "no state file: pass --state-file, set TWILIO_BROKER_STATE_FILE or `state_file` in              the config (a path outside the data directory and the database)"
+        ),
+    };
+    Ok(Some(Arc::new(crate::state_file::StateFile::open(
+        &path,
+        key.clone(),
+    )?)))
 }
 
 fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<ListenerSpec>> {

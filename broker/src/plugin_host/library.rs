@@ -1,10 +1,17 @@
 //! Loading a plugin library: pin check, `dlopen`, the version handshake,
 //! table validation and `init`, each failure a clear start-up error.
 //!
-//! Order matters: the file is hashed before it is loaded (on Linux the very
-//! file descriptor that was hashed is loaded, so the file cannot be swapped
-//! in between); the ABI version symbol is read and checked before any other
-//! symbol is touched; the library is never unloaded.
+//! Order matters: the file is hashed before it is loaded, and on Linux what
+//! is hashed and loaded is a sealed copy: the library is copied into an
+//! anonymous `memfd` sealed against every change (`F_SEAL_WRITE`, ...), the
+//! copy is hashed, and `/proc/self/fd/N` of the copy is what `dlopen` maps,
+//! so neither a rename nor an in-place rewrite of the file between hashing
+//! and loading changes what runs. The ABI version symbol is read and checked
+//! before any other symbol is touched; the library is never unloaded.
+//!
+//! [`load_with`] and [`inspect_with`] take a hook that runs at exactly the
+//! moment between hashing and loading (given the path that will be loaded),
+//! which is how the test rewrites the library at that moment.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -134,9 +141,21 @@ pub struct Inspected {
     table: Table,
 }
 
+/// Runs between hashing a library and loading it, given the path that will
+/// be loaded (`/proc/self/fd/N` of the sealed copy on Linux).
+pub type BeforeLoad = Box<dyn FnOnce(&Path) + Send>;
+
 /// Loads, checks and initialises the plugin of one `[[plugins]]` entry.
 pub async fn load(spec: &PluginSpec) -> Result<Loaded, LoadError> {
-    let inspected = inspect(spec.path.clone(), spec.sha256.clone()).await?;
+    load_with(spec, None).await
+}
+
+/// [`load`], running `before_load` between hashing and loading.
+pub async fn load_with(
+    spec: &PluginSpec,
+    before_load: Option<BeforeLoad>,
+) -> Result<Loaded, LoadError> {
+    let inspected = inspect_with(spec.path.clone(), spec.sha256.clone(), before_load).await?;
     if inspected.kind != spec.kind {
         return Err(LoadError::WrongKind {
             path: spec.path.clone(),
@@ -150,7 +169,17 @@ pub async fn load(spec: &PluginSpec) -> Result<Loaded, LoadError> {
 
 /// Hashes, opens and validates a library without initialising it.
 pub async fn inspect(path: PathBuf, pin: Option<Sha256Pin>) -> Result<Inspected, LoadError> {
-    let task = tokio::task::spawn_blocking(move || open_and_check(&path, pin.as_ref()));
+    inspect_with(path, pin, None).await
+}
+
+/// [`inspect`], running `before_load` between hashing and loading.
+pub async fn inspect_with(
+    path: PathBuf,
+    pin: Option<Sha256Pin>,
+    before_load: Option<BeforeLoad>,
+) -> Result<Inspected, LoadError> {
+    let task =
+        tokio::task::spawn_blocking(move || open_and_check(&path, pin.as_ref(), before_load));
     task.await.unwrap_or_else(|_| {
         Err(LoadError::Open {
             path: PathBuf::new(),
@@ -182,12 +211,23 @@ pub async fn init(spec: &PluginSpec, inspected: Inspected) -> Result<Loaded, Loa
     })
 }
 
-fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, LoadError> {
+fn open_and_check(
+    path: &Path,
+    pin: Option<&Sha256Pin>,
+    before_load: Option<BeforeLoad>,
+) -> Result<Inspected, LoadError> {
     let read_error = |err: std::io::Error| LoadError::Read {
         path: path.to_owned(),
         reason: err.to_string(),
     };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    #[cfg(target_os = "linux")]
+    let mut file = {
+        let mut file = file;
+        twilio_broker_system::sealed_copy("twilio-broker-plugin", &mut file).map_err(read_error)?
+    };
+    #[cfg(not(target_os = "linux"))]
+    let mut file = file;
     let mut hasher = Sha256::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -213,7 +253,8 @@ fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, Loa
     // into it. The file stays open too: on Linux the library was loaded by
     // the name `/proc/self/fd/N`, and the loader would hand this library out
     // again for a later `dlopen` of that name if `N` were reused.
-    let library: &'static libloading::Library = Box::leak(Box::new(open_library(path, &file)?));
+    let library: &'static libloading::Library =
+        Box::leak(Box::new(open_library(path, &file, before_load)?));
     std::mem::forget(file);
     // SAFETY: the symbol is declared `uint32_t (void)` by the ABI; a library
     // that lies about it is outside what any check can catch.
@@ -279,8 +320,12 @@ fn open_and_check(path: &Path, pin: Option<&Sha256Pin>) -> Result<Inspected, Loa
 
 /// `dlopen` with every symbol resolved now (`RTLD_NOW`), so a library with
 /// an unresolved symbol is refused here instead of aborting the broker on
-/// its first call. On Linux the descriptor that was hashed is what loads.
-fn open_library(path: &Path, file: &std::fs::File) -> Result<libloading::Library, LoadError> {
+/// its first call. On Linux the sealed copy that was hashed is what loads.
+fn open_library(
+    path: &Path,
+    file: &std::fs::File,
+    before_load: Option<BeforeLoad>,
+) -> Result<libloading::Library, LoadError> {
     let open_error = |err: libloading::Error| LoadError::Open {
         path: path.to_owned(),
         reason: err.to_string(),
@@ -295,6 +340,9 @@ fn open_library(path: &Path, file: &std::fs::File) -> Result<libloading::Library
         let _ = file;
         path.to_owned()
     };
+    if let Some(hook) = before_load {
+        hook(&load_path);
+    }
     #[cfg(unix)]
     {
         use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};

@@ -41,7 +41,9 @@ mod storage;
 use std::time::Duration;
 
 pub use audit::PluginAuditSink;
-pub use library::{Inspected, LoadError, Loaded, init, inspect, load};
+pub use library::{
+    BeforeLoad, Inspected, LoadError, Loaded, init, inspect, inspect_with, load, load_with,
+};
 pub use set::Plugins;
 pub use spec::{PluginKind, PluginSpec, Sha256Pin};
 pub use storage::PluginStore;

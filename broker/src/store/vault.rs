@@ -11,21 +11,48 @@
 //! replica never overwrites a change it has not seen, and [`Vault::follow`]
 //! re-reads the store whenever its [`ChangeFeed`] says another replica
 //! changed it: only records whose version changed are opened again.
+//!
+//! # Record format and rollback (issue 14)
+//!
+//! A credential lives at `c/<32 hex digits>`, the first 128 bits of
+//! HMAC-SHA256 of its name under the master key's name-hash subkey; the name
+//! is sealed inside. Each record is sealed (see [`seal`]) with its kind and a
+//! *record version* in the authenticated header. The sealed *manifest*
+//! (`meta/manifest`) maps every store key to its record version and carries
+//! the store's *generation* (the highest record version committed). A record
+//! is served only if its version is at least the manifest's entry for it, or
+//! (when the manifest has no entry) above the manifest's generation (a write
+//! whose manifest update a crash cut off); so a single replayed record, or a
+//! deleted one brought back, is refused. The manifest's generation is kept
+//! as the high-water mark in the broker's state file; a store whose manifest
+//! is older (a whole-store rollback) is refused at start-up unless
+//! `--accept-rollback` is given.
+//!
+//! A put writes the record, then the manifest, then the state file; a delete
+//! writes the manifest first, then removes the record. Records of the first
+//! format (`credential/<name>`, sealed under the master key itself) are
+//! migrated when the vault opens.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hmac::Mac as _;
 
-use super::seal::{self, OpenError};
+use super::seal::{self, OpenError, RecordKind};
 use super::{Cas, ChangeFeed, Store, StoreError, Versioned, record};
 use crate::credential::Credential;
 use crate::error::Error;
-use crate::master_key::{KeyId, MasterKey};
+use crate::master_key::{KeyId, MasterKey, Purpose};
+use crate::state_file::StateFile;
 
-const CREDENTIAL_PREFIX: &str = "credential/";
+/// Store keys of credential records (a keyed hash of the name follows).
+pub const CREDENTIAL_PREFIX: &str = "c/";
+/// Store keys of the first format (the name in clear), migrated on open.
+const LEGACY_PREFIX: &str = "credential/";
 const KEY_CHECK: &str = "meta/key-check";
+const MANIFEST: &str = "meta/manifest";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"twilio-broker master key check v1";
 
 /// How many times a put tries before giving up on a record other replicas
@@ -36,8 +63,19 @@ const PUT_ATTEMPTS: u64 = 16;
 /// With change notifications, still re-read this often in case one was lost.
 const SAFETY_REREAD: Duration = Duration::from_secs(30);
 
-fn credential_key(name: &str) -> String {
-    format!("{CREDENTIAL_PREFIX}{name}")
+/// The store key of the credential called `name` under `key`.
+pub fn credential_key(key: &MasterKey, name: &str) -> String {
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.subkey(Purpose::NameHash))
+            .expect("HMAC takes any key length");
+    mac.update(name.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(CREDENTIAL_PREFIX.len() + 32);
+    out.push_str(CREDENTIAL_PREFIX);
+    for b in &digest[..16] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// Why the vault could not be opened.
@@ -58,51 +96,173 @@ pub enum VaultError {
     /// The key-check record is damaged.
     #[error("the master key check record is damaged ({0}); refusing to start")]
     DamagedKeyCheck(OpenError),
+    /// The manifest is damaged.
+    #[error("the store's manifest cannot be opened ({0}); refusing to start")]
+    DamagedManifest(String),
+    /// The store is older than the state file says it was.
+    #[error(
+        "the store was rolled back: its generation is {found}, but the state file records \
+         that generation {expected} was written. An older copy of the data directory (or \
+         database) is being served, which can bring back rotated-away or deleted credentials. \
+         Restore the current copy, or, if the rollback is deliberate, start once with \
+         --accept-rollback"
+    )]
+    Rollback {
+        /// The store's generation.
+        found: u64,
+        /// The high-water mark in the state file.
+        expected: u64,
+    },
+    /// The state file could not be written.
+    #[error(transparent)]
+    StateFile(#[from] crate::state_file::StateFileError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The in-memory view: every readable credential, and the names of records
-/// that could not be opened (refused, never served).
+/// Every entry of a store, sealed, and the generation of its manifest.
+pub type Resealed = (Vec<(String, Vec<u8>)>, u64);
+
+/// How to open a vault.
+#[derive(Default, Clone)]
+pub struct VaultOptions {
+    /// Where the store's high-water mark is kept; without it, a whole-store
+    /// rollback is not detected (single-record replays still are).
+    pub state_file: Option<Arc<StateFile>>,
+    /// Accept a store older than the state file's mark (and lower the mark).
+    pub accept_rollback: bool,
+}
+
+/// Every record's version and the store's generation, sealed at [`MANIFEST`].
+#[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    /// The highest record version committed.
+    generation: u64,
+    /// Store key → record version.
+    records: BTreeMap<String, u64>,
+}
+
+impl Manifest {
+    /// Why a record at `store_key` of `version` may not be served, if so.
+    fn refusal(&self, store_key: &str, version: u64) -> Option<String> {
+        match self.records.get(store_key) {
+            Some(&committed) if version < committed => Some(format!(
+                "an older version of the record was put back (version {version}, the store's \
+                 manifest says {committed}): replay refused"
+            )),
+            Some(_) => None,
+            None if version <= self.generation => Some(format!(
+                "the record (version {version}) is not in the store's manifest (generation {}): \
+                 a deleted record was put back; replay refused",
+                self.generation
+            )),
+            None => None,
+        }
+    }
+}
+
+fn seal_manifest(key: &MasterKey, manifest: &Manifest) -> Vec<u8> {
+    let plain = zeroize::Zeroizing::new(serde_json::to_vec(manifest).unwrap_or_default());
+    seal::seal_record(
+        key,
+        MANIFEST,
+        RecordKind::Manifest,
+        manifest.generation,
+        &plain,
+    )
+}
+
+fn open_manifest(key: &MasterKey, sealed: &[u8]) -> Result<Manifest, String> {
+    let opened = seal::open_record(key, MANIFEST, sealed).map_err(|e| e.to_string())?;
+    if opened.kind != RecordKind::Manifest {
+        return Err("the manifest record is of another kind".into());
+    }
+    let manifest: Manifest = serde_json::from_slice(&opened.plaintext)
+        .map_err(|e| format!("the manifest does not parse: {e}"))?;
+    if manifest.generation != opened.version {
+        return Err("the manifest's generation does not match its header".into());
+    }
+    Ok(manifest)
+}
+
+/// What the index knows of one stored record.
+#[derive(Clone)]
+struct Entry {
+    /// The store's version of the record (compare-and-swap).
+    store_version: u64,
+    /// The sealed record version (0 when it did not open).
+    record_version: u64,
+    /// The credential's name, when the record opened.
+    name: Option<String>,
+}
+
+/// The in-memory view: every readable credential, and the records that could
+/// not be opened or were refused (never served).
 #[derive(Default, Clone)]
 struct Index {
     credentials: BTreeMap<String, Arc<Credential>>,
+    /// Store key → why its record is not served.
     unreadable: BTreeMap<String, String>,
-    /// The store version of every record above, readable or not: a re-read
-    /// opens only records whose version changed, and a put swaps against it.
-    versions: BTreeMap<String, u64>,
+    /// Store key → what was read there, readable or not: a re-read opens only
+    /// records whose store version changed, and a put swaps against it.
+    entries: BTreeMap<String, Entry>,
+    /// The manifest last read or written, and its store version.
+    manifest: Manifest,
+    manifest_version: u64,
+    /// The highest record version seen (the next put takes one above).
+    high: u64,
 }
 
 impl Index {
-    /// Adds the record `name` at `version`, opened if possible.
-    fn insert_record(&mut self, key: &MasterKey, name: String, stored: &Versioned) {
-        let store_key = credential_key(&name);
-        self.versions.insert(name.clone(), stored.version);
-        match open_credential(key, &store_key, &stored.value) {
-            Ok(credential) if credential.name == name => {
-                self.unreadable.remove(&name);
-                self.credentials.insert(name, Arc::new(credential));
-            }
-            Ok(_) => {
-                tracing::error!(record = %name, "record names another credential; refusing to serve it");
-                self.credentials.remove(&name);
-                self.unreadable
-                    .insert(name, "the record names another credential".into());
+    /// Adds the record at `store_key`, opened and checked if possible.
+    fn insert_record(&mut self, key: &MasterKey, store_key: &str, stored: &Versioned) {
+        self.remove_record(store_key);
+        let mut entry = Entry {
+            store_version: stored.version,
+            record_version: 0,
+            name: None,
+        };
+        let outcome = seal::open_record(key, store_key, &stored.value)
+            .map_err(|e| e.to_string())
+            .and_then(|opened| {
+                if opened.kind != RecordKind::Credential {
+                    return Err("the record is not a credential record (moved)".to_owned());
+                }
+                entry.record_version = opened.version;
+                let credential = record::decode(&opened.plaintext)?;
+                if credential_key(key, &credential.name) != store_key {
+                    return Err("the record names another credential (moved)".to_owned());
+                }
+                entry.name = Some(credential.name.clone());
+                match self.manifest.refusal(store_key, opened.version) {
+                    Some(refusal) => Err(refusal),
+                    None => Ok(credential),
+                }
+            });
+        match outcome {
+            Ok(credential) => {
+                self.high = self.high.max(entry.record_version);
+                self.credentials
+                    .insert(credential.name.clone(), Arc::new(credential));
             }
             Err(reason) => {
-                tracing::error!(record = %name, %reason, "record cannot be opened; refusing to serve it");
-                self.credentials.remove(&name);
-                self.unreadable.insert(name, reason);
+                tracing::error!(record = %store_key, %reason, "record cannot be opened or was refused; refusing to serve it");
+                self.unreadable.insert(store_key.to_owned(), reason);
             }
         }
+        self.entries.insert(store_key.to_owned(), entry);
     }
 
-    /// Forgets the record `name`.
-    fn remove_record(&mut self, name: &str) {
-        self.credentials.remove(name);
-        self.unreadable.remove(name);
-        self.versions.remove(name);
+    /// Forgets the record at `store_key`.
+    fn remove_record(&mut self, store_key: &str) {
+        if let Some(Entry {
+            name: Some(name), ..
+        }) = self.entries.remove(store_key)
+        {
+            self.credentials.remove(&name);
+        }
+        self.unreadable.remove(store_key);
     }
 }
 
@@ -111,24 +271,69 @@ pub struct Vault {
     store: Arc<dyn Store>,
     key: MasterKey,
     index: ArcSwap<Index>,
+    state_file: Option<Arc<StateFile>>,
     /// Serialises writers so the store and the index change in the same order.
     write_lock: tokio::sync::Mutex<()>,
 }
 
 impl Vault {
-    /// Opens the vault: checks the master key against the store, then loads
-    /// and opens every record. A record that does not open is logged, kept
-    /// out of service and reported on lookup; the rest are served.
+    /// Opens the vault without a state file (see [`Vault::open_with`]).
     pub async fn open(store: Arc<dyn Store>, key: MasterKey) -> Result<Self, VaultError> {
+        Self::open_with(store, key, VaultOptions::default()).await
+    }
+
+    /// Opens the vault: checks the master key against the store, migrates
+    /// records of the first format, checks the store's generation against
+    /// the state file's high-water mark, then loads, opens and checks every
+    /// record. A record that does not open, or is refused as a replay, is
+    /// logged, kept out of service and reported on lookup; the rest are served.
+    pub async fn open_with(
+        store: Arc<dyn Store>,
+        key: MasterKey,
+        options: VaultOptions,
+    ) -> Result<Self, VaultError> {
         check_master_key(store.as_ref(), &key).await?;
-        let mut index = Index::default();
+        migrate_legacy(store.as_ref(), &key).await?;
+        let (manifest, manifest_version) = match store.get(MANIFEST).await? {
+            Some(stored) => (
+                open_manifest(&key, &stored.value).map_err(VaultError::DamagedManifest)?,
+                stored.version,
+            ),
+            None => (Manifest::default(), 0),
+        };
+        if let Some(state) = &options.state_file {
+            let mark = state.store_generation();
+            if manifest.generation < mark {
+                if !options.accept_rollback {
+                    return Err(VaultError::Rollback {
+                        found: manifest.generation,
+                        expected: mark,
+                    });
+                }
+                tracing::warn!(
+                    store = manifest.generation,
+                    state_file = mark,
+                    "ACCEPTED ROLLBACK (--accept-rollback): serving a store older than the \
+                     state file's mark, and lowering the mark"
+                );
+                state.set_store_generation(manifest.generation, true)?;
+            } else {
+                state.set_store_generation(manifest.generation, false)?;
+            }
+        }
+        let mut index = Index {
+            high: manifest.generation,
+            manifest,
+            manifest_version,
+            ..Index::default()
+        };
         for (store_key, stored) in store.list(CREDENTIAL_PREFIX).await? {
-            let name = store_key[CREDENTIAL_PREFIX.len()..].to_owned();
-            index.insert_record(&key, name, &stored);
+            index.insert_record(&key, &store_key, &stored);
         }
         tracing::info!(
             credentials = index.credentials.len(),
             unreadable = index.unreadable.len(),
+            generation = index.manifest.generation,
             key_id = %key.id(),
             "vault open"
         );
@@ -136,6 +341,7 @@ impl Vault {
             store,
             key,
             index: ArcSwap::from_pointee(index),
+            state_file: options.state_file,
             write_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -152,7 +358,7 @@ impl Vault {
         if let Some(credential) = index.credentials.get(name) {
             return Ok(Arc::clone(credential));
         }
-        match index.unreadable.get(name) {
+        match index.unreadable.get(&credential_key(&self.key, name)) {
             Some(reason) => Err(Error::FailedPrecondition(format!(
                 "the stored record of credential {name:?} cannot be opened ({reason}); \
                  it is not served. Put the credential again to replace it"
@@ -178,6 +384,11 @@ impl Vault {
         self.len() == 0
     }
 
+    /// The store's generation as this vault last committed or read it.
+    pub fn generation(&self) -> u64 {
+        self.index.load().manifest.generation
+    }
+
     /// Stores `credential` durably, keeping the original `created_at` when it
     /// replaces one. Returns what is now served.
     ///
@@ -186,37 +397,55 @@ impl Vault {
     /// re-reads it (keeping its `created_at`) and tries again.
     pub async fn put(&self, mut credential: Credential) -> Result<Arc<Credential>, Error> {
         let _writer = self.write_lock.lock().await;
-        let store_key = credential_key(&credential.name);
+        let store_key = credential_key(&self.key, &credential.name);
         let new_created_at = credential.created_at;
         for attempt in 0..PUT_ATTEMPTS {
             let index = self.index.load();
-            let expected = index.versions.get(&credential.name).copied().unwrap_or(0);
+            let expected = index.entries.get(&store_key).map_or(0, |e| e.store_version);
             credential.created_at = index
                 .credentials
                 .get(&credential.name)
                 .map_or(new_created_at, |existing| existing.created_at);
-            let sealed = seal::seal(&self.key, &store_key, &record::encode(&credential));
+            let version = index.high + 1;
+            let sealed = seal::seal_record(
+                &self.key,
+                &store_key,
+                RecordKind::Credential,
+                version,
+                &record::encode(&credential),
+            );
             match self
                 .store
                 .compare_and_swap(&store_key, expected, sealed)
                 .await?
             {
-                Cas::Swapped { version } => {
+                Cas::Swapped {
+                    version: store_version,
+                } => {
                     let credential = Arc::new(credential);
                     self.publish(|index| {
-                        index.unreadable.remove(&credential.name);
-                        index.versions.insert(credential.name.clone(), version);
+                        index.remove_record(&store_key);
+                        index.high = index.high.max(version);
+                        index.entries.insert(
+                            store_key.clone(),
+                            Entry {
+                                store_version,
+                                record_version: version,
+                                name: Some(credential.name.clone()),
+                            },
+                        );
                         index
                             .credentials
                             .insert(credential.name.clone(), Arc::clone(&credential));
                     });
+                    self.commit_manifest(&store_key, Some(version)).await?;
                     return Ok(credential);
                 }
                 Cas::Conflict { .. } => {
                     tracing::debug!(credential = %credential.name, "record changed by another replica; re-reading it before writing");
                     tokio::time::sleep(Duration::from_millis(rand::random_range(0..=attempt * 4)))
                         .await;
-                    self.reread_record(&credential.name).await?;
+                    self.reread_locked().await?;
                 }
             }
         }
@@ -226,51 +455,155 @@ impl Vault {
         )))
     }
 
-    /// Re-reads one record from the store into the index.
-    async fn reread_record(&self, name: &str) -> Result<(), StoreError> {
-        let stored = self.store.get(&credential_key(name)).await?;
-        self.publish(|index| match &stored {
-            Some(stored) => index.insert_record(&self.key, name.to_owned(), stored),
-            None => index.remove_record(name),
-        });
-        Ok(())
+    /// Records in the manifest that `store_key` is now at `version` (or
+    /// gone), then raises the state file's mark. On a conflict (another
+    /// replica changed the manifest), applies the change to theirs.
+    async fn commit_manifest(&self, store_key: &str, version: Option<u64>) -> Result<(), Error> {
+        let index = self.index.load();
+        let (mut manifest, mut expected) = (index.manifest.clone(), index.manifest_version);
+        for _ in 0..PUT_ATTEMPTS {
+            let mut next = manifest.clone();
+            match version {
+                Some(version) => {
+                    next.records.insert(store_key.to_owned(), version);
+                    next.generation = next.generation.max(version);
+                }
+                None => {
+                    next.records.remove(store_key);
+                    next.generation = next.generation.max(index.high) + 1;
+                }
+            }
+            let sealed = seal_manifest(&self.key, &next);
+            match self
+                .store
+                .compare_and_swap(MANIFEST, expected, sealed)
+                .await?
+            {
+                Cas::Swapped {
+                    version: manifest_version,
+                } => {
+                    let generation = next.generation;
+                    self.publish(|index| {
+                        index.high = index.high.max(generation);
+                        index.manifest = next;
+                        index.manifest_version = manifest_version;
+                    });
+                    if let Some(state) = &self.state_file {
+                        state
+                            .set_store_generation(generation, false)
+                            .map_err(|e| Error::Unavailable(e.to_string()))?;
+                    }
+                    return Ok(());
+                }
+                Cas::Conflict { .. } => {
+                    let stored = self.store.get(MANIFEST).await?;
+                    (manifest, expected) = match stored {
+                        Some(stored) => (
+                            open_manifest(&self.key, &stored.value).map_err(|reason| {
+                                Error::FailedPrecondition(format!(
+                                    "the store's manifest cannot be opened ({reason})"
+                                ))
+                            })?,
+                            stored.version,
+                        ),
+                        None => (Manifest::default(), 0),
+                    };
+                }
+            }
+        }
+        Err(Error::Unavailable(
+            "the store's manifest is being changed by other broker replicas; retry".into(),
+        ))
     }
 
     /// Re-reads the store and serves what it holds now, opening only records
-    /// whose version changed. Returns how many records changed.
+    /// whose version changed (all of them, when the manifest changed).
+    /// Returns how many records changed.
     pub async fn reread(&self) -> Result<usize, StoreError> {
         let _writer = self.write_lock.lock().await;
-        let listed = self.store.list(CREDENTIAL_PREFIX).await?;
+        self.reread_locked().await
+    }
+
+    async fn reread_locked(&self) -> Result<usize, StoreError> {
         let current = self.index.load();
-        let mut next = Index::default();
+        let (manifest, manifest_version) = match self.store.get(MANIFEST).await? {
+            Some(stored) if stored.version == current.manifest_version => {
+                (current.manifest.clone(), stored.version)
+            }
+            Some(stored) => match open_manifest(&self.key, &stored.value) {
+                Ok(manifest) => (manifest, stored.version),
+                Err(reason) => {
+                    return Err(StoreError::Unsealable {
+                        key: MANIFEST.into(),
+                        reason,
+                    });
+                }
+            },
+            None => (Manifest::default(), 0),
+        };
+        if manifest.generation < current.manifest.generation {
+            return Err(StoreError::Backend(format!(
+                "the store was rolled back while running (generation {} < {}); \
+                 serving what was last read",
+                manifest.generation, current.manifest.generation
+            )));
+        }
+        let manifest_changed = manifest_version != current.manifest_version;
+        let listed = self.store.list(CREDENTIAL_PREFIX).await?;
+        let mut next = Index {
+            high: current.high.max(manifest.generation),
+            manifest,
+            manifest_version,
+            ..Index::default()
+        };
         let mut changed = 0;
         for (store_key, stored) in &listed {
-            let name = &store_key[CREDENTIAL_PREFIX.len()..];
-            if current.versions.get(name) == Some(&stored.version) {
-                next.versions.insert(name.to_owned(), stored.version);
-                if let Some(credential) = current.credentials.get(name) {
-                    next.credentials
-                        .insert(name.to_owned(), Arc::clone(credential));
+            match current.entries.get(store_key) {
+                Some(entry)
+                    if entry.store_version == stored.version
+                        && !(manifest_changed && current.unreadable.contains_key(store_key))
+                        && (!manifest_changed
+                            || next
+                                .manifest
+                                .refusal(store_key, entry.record_version)
+                                .is_none()) =>
+                {
+                    next.entries.insert(store_key.clone(), entry.clone());
+                    if let Some(name) = &entry.name
+                        && let Some(credential) = current.credentials.get(name)
+                    {
+                        next.credentials
+                            .insert(name.clone(), Arc::clone(credential));
+                    }
+                    if let Some(reason) = current.unreadable.get(store_key) {
+                        next.unreadable.insert(store_key.clone(), reason.clone());
+                    }
                 }
-                if let Some(reason) = current.unreadable.get(name) {
-                    next.unreadable.insert(name.to_owned(), reason.clone());
+                _ => {
+                    changed += 1;
+                    next.insert_record(&self.key, store_key, stored);
                 }
-            } else {
-                changed += 1;
-                next.insert_record(&self.key, name.to_owned(), stored);
             }
         }
         changed += current
-            .versions
+            .entries
             .keys()
-            .filter(|name| !next.versions.contains_key(*name))
+            .filter(|k| !next.entries.contains_key(*k))
             .count();
-        if changed > 0 {
-            tracing::info!(
-                changed,
-                "credentials changed in the store; now serving them"
-            );
+        let generation = next.manifest.generation;
+        if changed > 0 || manifest_changed {
+            if changed > 0 {
+                tracing::info!(
+                    changed,
+                    "credentials changed in the store; now serving them"
+                );
+            }
             self.index.store(Arc::new(next));
+        }
+        if let Some(state) = &self.state_file
+            && let Err(err) = state.set_store_generation(generation, false)
+        {
+            tracing::warn!(error = %err, "cannot raise the state file's store mark");
         }
         Ok(changed)
     }
@@ -311,19 +644,23 @@ impl Vault {
         }
     }
 
-    /// Removes a credential durably. Returns what was removed (`None` for a
-    /// record that could not be opened); NOT_FOUND when nothing was there.
+    /// Removes a credential durably: first from the manifest (so the record
+    /// can never be put back), then from the store. Returns what was removed
+    /// (`None` for a record that could not be opened); NOT_FOUND when nothing
+    /// was there.
     pub async fn delete(&self, name: &str) -> Result<Option<Arc<Credential>>, Error> {
         let _writer = self.write_lock.lock().await;
+        let store_key = credential_key(&self.key, name);
         let existing = self.get(name);
-        let was_unreadable = self.index.load().unreadable.contains_key(name);
+        let was_unreadable = self.index.load().unreadable.contains_key(&store_key);
         if existing.is_none() && !was_unreadable {
             return Err(Error::CredentialNotFound {
                 name: name.to_owned(),
             });
         }
-        self.store.delete(&credential_key(name)).await?;
-        self.publish(|index| index.remove_record(name));
+        self.commit_manifest(&store_key, None).await?;
+        self.store.delete(&store_key).await?;
+        self.publish(|index| index.remove_record(&store_key));
         Ok(existing)
     }
 
@@ -333,39 +670,172 @@ impl Vault {
         self.index.store(Arc::new(next));
     }
 
-    /// Re-seals every record under `new_key` in one atomic store write.
-    /// Refuses if any record cannot be opened under the current key.
-    pub async fn rekey(&self, new_key: &MasterKey) -> Result<usize, Error> {
-        let _writer = self.write_lock.lock().await;
+    /// Every sealed entry of the store as it would be written under `key`:
+    /// the key check, the manifest (one generation up) and every credential
+    /// at its record version. Refuses if any record cannot be opened.
+    fn resealed(&self, key: &MasterKey) -> Result<Resealed, Error> {
         let index = self.index.load();
-        if let Some((name, reason)) = index.unreadable.iter().next() {
+        if let Some((store_key, reason)) = index.unreadable.iter().next() {
             return Err(Error::FailedPrecondition(format!(
-                "record {name:?} cannot be opened ({reason}); delete or replace it before rekeying"
+                "record {store_key:?} cannot be opened ({reason}); delete or replace it first"
             )));
         }
+        let generation = index.high.max(index.manifest.generation) + 1;
+        let mut manifest = Manifest {
+            generation,
+            records: BTreeMap::new(),
+        };
         let mut entries = vec![(
             KEY_CHECK.to_owned(),
-            seal::seal(new_key, KEY_CHECK, KEY_CHECK_PLAINTEXT),
+            seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT),
         )];
-        for credential in index.credentials.values() {
-            let store_key = credential_key(&credential.name);
-            let sealed = seal::seal(new_key, &store_key, &record::encode(credential));
+        for (old_key, entry) in &index.entries {
+            let Some(credential) = entry.name.as_ref().and_then(|n| index.credentials.get(n))
+            else {
+                return Err(Error::FailedPrecondition(format!(
+                    "record {old_key:?} is not served; delete or replace it first"
+                )));
+            };
+            let store_key = credential_key(key, &credential.name);
+            let sealed = seal::seal_record(
+                key,
+                &store_key,
+                RecordKind::Credential,
+                entry.record_version,
+                &record::encode(credential),
+            );
+            manifest
+                .records
+                .insert(store_key.clone(), entry.record_version);
             entries.push((store_key, sealed));
         }
-        let count = index.credentials.len();
+        entries.push((MANIFEST.to_owned(), seal_manifest(key, &manifest)));
+        Ok((entries, generation))
+    }
+
+    /// Re-seals every record under `new_key` in one atomic store write
+    /// (fresh nonces, store keys hashed under the new key; leftovers of
+    /// earlier formats are dropped). Refuses if any record cannot be opened
+    /// under the current key. Returns how many credentials were re-sealed.
+    pub async fn rekey(&self, new_key: &MasterKey) -> Result<usize, Error> {
+        let _writer = self.write_lock.lock().await;
+        let (entries, generation) = self.resealed(new_key)?;
+        let count = entries.len() - 2;
         self.store.replace_all("", entries).await?;
+        self.raise_mark(generation)?;
         Ok(count)
     }
+
+    /// Every entry of the store re-sealed under the current key, for
+    /// `twilio-broker compact` to write into a fresh store; the state file's
+    /// mark is raised to the returned generation once it is written.
+    pub fn export_resealed(&self) -> Result<Resealed, Error> {
+        self.resealed(&self.key)
+    }
+
+    /// Raises the state file's mark to `generation`.
+    pub fn raise_mark(&self, generation: u64) -> Result<(), Error> {
+        if let Some(state) = &self.state_file {
+            state
+                .set_store_generation(generation, false)
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves records of the first format (`credential/<name>`, sealed under
+/// the master key itself, no version) to the current one: each is opened,
+/// sealed again at a hashed key with a fresh version, recorded in the
+/// manifest, and only then removed. A record of the first format that does
+/// not open is left in place (and logged): it was never served either.
+async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
+    let legacy = store.list(LEGACY_PREFIX).await?;
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let (mut manifest, manifest_version) = match store.get(MANIFEST).await? {
+        Some(stored) => (
+            open_manifest(key, &stored.value).map_err(VaultError::DamagedManifest)?,
+            stored.version,
+        ),
+        None => (Manifest::default(), 0),
+    };
+    let mut moved = Vec::new();
+    for (old_key, stored) in &legacy {
+        let credential = seal::open_record(key, old_key, &stored.value)
+            .map_err(|e| e.to_string())
+            .and_then(|opened| {
+                if opened.kind != RecordKind::Legacy {
+                    return Err("a current-format record under a legacy key".to_owned());
+                }
+                record::decode(&opened.plaintext)
+            })
+            .and_then(|credential| {
+                if old_key[LEGACY_PREFIX.len()..] == credential.name {
+                    Ok(credential)
+                } else {
+                    Err("the record names another credential (moved)".to_owned())
+                }
+            });
+        let credential = match credential {
+            Ok(credential) => credential,
+            Err(reason) => {
+                tracing::error!(record = %old_key, %reason, "record of the first format cannot be opened; left in place, not served");
+                continue;
+            }
+        };
+        let version = manifest.generation + 1;
+        let store_key = credential_key(key, &credential.name);
+        let sealed = seal::seal_record(
+            key,
+            &store_key,
+            RecordKind::Credential,
+            version,
+            &record::encode(&credential),
+        );
+        store.put(&store_key, sealed).await?;
+        manifest.records.insert(store_key, version);
+        manifest.generation = version;
+        moved.push(old_key.clone());
+    }
+    if moved.is_empty() {
+        return Ok(());
+    }
+    match store
+        .compare_and_swap(MANIFEST, manifest_version, seal_manifest(key, &manifest))
+        .await?
+    {
+        Cas::Swapped { .. } => {}
+        Cas::Conflict { .. } => {
+            return Err(VaultError::Store(StoreError::Unavailable(
+                "another broker is migrating the same store; start again".into(),
+            )));
+        }
+    }
+    store
+        .put(KEY_CHECK, seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT))
+        .await?;
+    for old_key in &moved {
+        store.delete(old_key).await?;
+    }
+    tracing::info!(
+        records = moved.len(),
+        "migrated credential records to the current format (hashed names, versioned); \
+         run `twilio-broker compact` (broker stopped) to drop the old format's bytes from the data directory"
+    );
+    Ok(())
 }
 
 /// Checks `key` against the store's key-check record, writing one (with
 /// compare-and-swap, so two replicas starting together agree) if absent.
-async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
+/// Called first at start-up, so a wrong key is reported as such.
+pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
     for _ in 0..2 {
         let Some(stored) = store.get(KEY_CHECK).await? else {
             // A record sealed under another key with no key check means
             // the check was removed: never adopt a new key silently.
-            for (_, stored) in store.list(CREDENTIAL_PREFIX).await? {
+            for (_, stored) in store.list("").await? {
                 if let Some(found) = seal::key_id_of(&stored.value)
                     && found != key.id()
                 {
@@ -394,11 +864,6 @@ async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), Vaul
     Err(VaultError::Store(StoreError::Backend(
         "the master key check record appeared and vanished while starting; retry".into(),
     )))
-}
-
-fn open_credential(key: &MasterKey, store_key: &str, sealed: &[u8]) -> Result<Credential, String> {
-    let plaintext = seal::open(key, store_key, sealed).map_err(|e| e.to_string())?;
-    record::decode(&plaintext)
 }
 
 #[cfg(test)]
@@ -476,12 +941,12 @@ mod tests {
             .expect("vault");
         vault.put(oauth("a")).await.expect("put");
         let sealed = store
-            .get("credential/a")
+            .get(&credential_key(&key, "a"))
             .await
             .expect("get")
             .expect("present");
         store
-            .put("credential/evil", sealed.value)
+            .put(&credential_key(&key, "evil"), sealed.value)
             .await
             .expect("copy");
         let vault = Vault::open(store, key).await.expect("vault");
@@ -502,14 +967,16 @@ mod tests {
         let a = Vault::open(Arc::clone(&store), key.clone())
             .await
             .expect("a");
-        let b = Vault::open(Arc::clone(&store), key).await.expect("b");
+        let b = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("b");
         a.put(oauth("x")).await.expect("put");
         assert!(b.get("x").is_none());
         assert_eq!(b.reread().await.expect("reread"), 1);
         assert!(b.get("x").is_some());
         assert_eq!(b.reread().await.expect("idle reread"), 0, "nothing changed");
         store
-            .put("credential/junk", b"not sealed".to_vec())
+            .put(&credential_key(&key, "junk"), b"not sealed".to_vec())
             .await
             .expect("junk");
         a.delete("x").await.expect("delete");
@@ -569,5 +1036,192 @@ mod tests {
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("another key was accepted"),
         }
+    }
+
+    fn auth(name: &str, token: &str) -> Credential {
+        Credential {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            created_at: SystemTime::now(),
+            updated_at: SystemTime::now(),
+            secret: Secret::AuthToken {
+                account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+                auth_token: SecretString::from(token.to_owned()),
+            },
+        }
+    }
+
+    fn token_of(vault: &Vault, name: &str) -> Option<String> {
+        use secrecy::ExposeSecret as _;
+        match &vault.get(name)?.secret {
+            Secret::AuthToken { auth_token, .. } => Some(auth_token.expose_secret().to_owned()),
+            _ => None,
+        }
+    }
+
+    fn random_token() -> String {
+        format!("{:032x}", rand::random::<u128>())
+    }
+
+    #[tokio::test]
+    async fn a_replayed_record_or_a_deleted_one_put_back_is_refused() {
+        let (store, key) = (shared(), MasterKey::generate());
+        let vault = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("vault");
+        let (old, new) = (random_token(), random_token());
+        vault.put(auth("main", &old)).await.expect("put old");
+        vault.put(auth("gone", &old)).await.expect("put gone");
+        let main_key = credential_key(&key, "main");
+        let gone_key = credential_key(&key, "gone");
+        let old_main = store.get(&main_key).await.expect("get").expect("present");
+        let old_gone = store.get(&gone_key).await.expect("get").expect("present");
+        vault.put(auth("main", &new)).await.expect("rotate");
+        vault.delete("gone").await.expect("delete");
+        vault.put(auth("other", &new)).await.expect("put other");
+        // The attacker writes the old records back (a copied row, a restored file).
+        store.put(&main_key, old_main.value).await.expect("replay");
+        store
+            .put(&gone_key, old_gone.value)
+            .await
+            .expect("undelete");
+        for reopened in [
+            Vault::open(Arc::clone(&store), key.clone())
+                .await
+                .expect("reopen"),
+            vault,
+        ] {
+            if reopened.generation() > 0 {
+                reopened.reread().await.expect("reread");
+            }
+            assert_eq!(token_of(&reopened, "main"), None, "old token served");
+            assert!(matches!(
+                reopened.lookup("main"),
+                Err(Error::FailedPrecondition(m)) if m.contains("replay refused")
+            ));
+            assert!(matches!(
+                reopened.lookup("gone"),
+                Err(Error::FailedPrecondition(m)) if m.contains("deleted record was put back")
+            ));
+            assert_eq!(token_of(&reopened, "other").as_deref(), Some(new.as_str()));
+        }
+        // Putting the credential again repairs it.
+        let vault = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("reopen");
+        vault.put(auth("main", &new)).await.expect("repair");
+        assert_eq!(token_of(&vault, "main").as_deref(), Some(new.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_whole_store_rollback_is_refused_unless_accepted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let copy = dir.path().join("copy");
+        let key = MasterKey::generate();
+        let state = || {
+            Arc::new(
+                StateFile::open(&crate::state_file::default_path(&data), key.clone())
+                    .expect("state"),
+            )
+        };
+        let open = |accept_rollback: bool| {
+            let store: Arc<dyn Store> = Arc::new(SledStore::open(&data).expect("open"));
+            Vault::open_with(
+                store,
+                key.clone(),
+                VaultOptions {
+                    state_file: Some(state()),
+                    accept_rollback,
+                },
+            )
+        };
+        let (old, new) = (random_token(), random_token());
+        {
+            let vault = open(false).await.expect("vault");
+            vault.put(auth("main", &old)).await.expect("put");
+        }
+        copy_dir(&data, &copy);
+        {
+            let vault = open(false).await.expect("vault");
+            vault.put(auth("main", &new)).await.expect("rotate");
+        }
+        std::fs::remove_dir_all(&data).expect("rm");
+        copy_dir(&copy, &data);
+        match open(false).await {
+            Err(err @ VaultError::Rollback { .. }) => {
+                assert!(err.to_string().contains("--accept-rollback"), "{err}");
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("a rolled-back store was served"),
+        }
+        {
+            let vault = open(true).await.expect("accepted");
+            assert_eq!(token_of(&vault, "main").as_deref(), Some(old.as_str()));
+        }
+        // The mark was lowered: the next start needs no flag.
+        let vault = open(false).await.expect("vault");
+        assert_eq!(token_of(&vault, "main").as_deref(), Some(old.as_str()));
+    }
+
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("ls") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn records_of_the_first_format_migrate_and_names_leave_the_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = MasterKey::generate();
+        let token = random_token();
+        {
+            let store = SledStore::open(dir.path()).expect("open");
+            let plain = record::encode(&auth("legacy-name", &token));
+            store
+                .put(
+                    "credential/legacy-name",
+                    seal::seal_v1(&key, "credential/legacy-name", &plain),
+                )
+                .await
+                .expect("put v1");
+            store
+                .put(
+                    KEY_CHECK,
+                    seal::seal_v1(&key, KEY_CHECK, KEY_CHECK_PLAINTEXT),
+                )
+                .await
+                .expect("check v1");
+        }
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
+        let vault = Vault::open(Arc::clone(&store), key.clone())
+            .await
+            .expect("migrates");
+        assert_eq!(
+            token_of(&vault, "legacy-name").as_deref(),
+            Some(token.as_str())
+        );
+        let keys: Vec<String> = store
+            .list("")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(keys.iter().all(|k| !k.contains("legacy-name")), "{keys:?}");
+        assert!(keys.contains(&credential_key(&key, "legacy-name")));
+        for (k, stored) in store.list("").await.expect("list") {
+            assert!(!seal::is_legacy(&stored.value), "{k} still in format 1");
+        }
+        drop(vault);
+        let vault = Vault::open(store, key).await.expect("reopens");
+        assert_eq!(vault.len(), 1);
     }
 }

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Tuple
 import grpc
 import grpc.aio
 
-from twilio_broker.client import Bearer, BrokerError, _options, _seconds, _target
+from twilio_broker.client import Bearer, BrokerError, _check_plaintext, _options, _seconds, _target
 from twilio_broker.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc, credential_pb2
 
 
@@ -21,6 +21,7 @@ def _aio_channel(address: str, credentials: Optional[grpc.ChannelCredentials]) -
         credentials = grpc.ssl_channel_credentials()
     if credentials is not None:
         return grpc.aio.secure_channel(target, credentials, options=_options(target))
+    _check_plaintext(address, target)
     return grpc.aio.insecure_channel(target, options=_options(target))
 
 

@@ -1,7 +1,10 @@
 """A thin, typed wrapper over the generated stubs, with a bearer-token cache."""
 
+import ipaddress
+import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -44,6 +47,42 @@ def _target(address: str) -> Tuple[str, bool]:
     return address, False
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host(target: str) -> str:
+    authority = target.split("/", 1)[0]
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if ":" in authority else authority
+
+
+def _check_plaintext(address: str, target: str) -> None:
+    """Plaintext to a non-loopback host is refused unless `http://` is written
+    out, which is allowed with a loud warning (as the CLI and the Rust client)."""
+    if target.startswith("unix:") or target.startswith("unix-abstract:"):
+        return
+    host = _host(target)
+    if _is_loopback(host):
+        return
+    if address.startswith("http://"):
+        message = (f"twilio-broker client: speaking PLAINTEXT to {host} because the address says "
+                   "http://; bearer tokens and credentials cross the network unencrypted")
+        logging.getLogger("twilio_broker").warning(message)
+        warnings.warn(message, stacklevel=3)
+        return
+    raise ValueError(
+        f"{address}: refusing plaintext to {host}, which is not this machine: use "
+        f"https://{address} (with credentials=grpc.ssl_channel_credentials(...)), or write "
+        f"http://{address} to insist on plaintext")
+
+
 def _options(target: str) -> List[Tuple[str, str]]:
     """Channel options: `localhost` as `:authority` on a Unix socket (grpcio
     would send the socket path; the broker accepts both, other servers may not)."""
@@ -58,6 +97,7 @@ def _channel(address: str, credentials: Optional[grpc.ChannelCredentials]) -> gr
         credentials = grpc.ssl_channel_credentials()
     if credentials is not None:
         return grpc.secure_channel(target, credentials, options=_options(target))
+    _check_plaintext(address, target)
     return grpc.insecure_channel(target, options=_options(target))
 
 

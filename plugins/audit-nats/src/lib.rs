@@ -53,6 +53,29 @@ fn text<'a>(config: &'a Value, key: &str) -> Result<Option<&'a str>, PluginError
     }
 }
 
+/// The user info (`user:password@`, `token@`) of each server in a NATS URL
+/// list, which must never reach an error or a log.
+fn user_infos(url: &str) -> Vec<&str> {
+    url.split(',')
+        .filter_map(|server| {
+            let server = server.trim();
+            let after_scheme = server.split_once("://").map_or(server, |(_, rest)| rest);
+            let authority = after_scheme.split('/').next().unwrap_or_default();
+            authority.rsplit_once('@').map(|(info, _)| info)
+        })
+        .filter(|info| !info.is_empty())
+        .collect()
+}
+
+/// `text` with every user info of `url` replaced by `***`.
+fn redact(text: &str, url: &str) -> String {
+    let mut out = text.to_owned();
+    for info in user_infos(url) {
+        out = out.replace(info, "***");
+    }
+    out
+}
+
 fn millis(config: &Value, key: &str, default: u64) -> Result<Duration, PluginError> {
     match config.get(key) {
         None => Ok(Duration::from_millis(default)),
@@ -100,7 +123,10 @@ impl AuditPlugin for NatsSink {
                 .connect(url.as_str())
                 .await
                 .map_err(|e| {
-                    PluginError::unavailable(format!("cannot connect to NATS at {url}: {e}"))
+                    PluginError::unavailable(redact(
+                        &format!("cannot connect to NATS at {url}: {e}"),
+                        &url,
+                    ))
                 })?;
             let mut jetstream = jetstream::new(client.clone());
             jetstream.set_timeout(ack_timeout);
@@ -172,3 +198,31 @@ impl Audit for NatsSink {
 }
 
 twilio_broker_plugin_sdk::export_audit_sink!(NatsSink);
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn user_info_never_reaches_an_error() {
+        let url = "nats://audit:s3cr3t-pw@127.0.0.1:1,tls://t0ken@nats.internal:4222";
+        assert_eq!(
+            redact(&format!("cannot connect to NATS at {url}: refused"), url),
+            "cannot connect to NATS at nats://***@127.0.0.1:1,tls://***@nats.internal:4222: refused"
+        );
+        assert_eq!(
+            redact("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+        let config = twilio_broker_plugin_sdk::serde_json::json!({
+            "url": "nats://audit:s3cr3t-pw@127.0.0.1:1",
+            "subject": "x",
+            "connect_timeout_ms": 200,
+        });
+        let Err(err) = NatsSink::init(&config) else {
+            panic!("connected to a closed port");
+        };
+        assert!(!err.message.contains("s3cr3t-pw"), "{err}");
+        assert!(err.message.contains("nats://***@127.0.0.1:1"), "{err}");
+    }
+}

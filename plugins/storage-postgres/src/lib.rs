@@ -23,6 +23,7 @@
 mod changes;
 mod pool;
 mod settings;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +116,11 @@ fn as_i64(version: u64) -> i64 {
 impl PgStorage {
     /// Connects, creates the schema objects if needed and starts listening.
     pub fn connect(settings: &Settings) -> Result<Self, PluginError> {
-        let pool = Arc::new(Pool::new(settings.connect.clone(), settings.pool_size));
+        let pool = Arc::new(Pool::new(
+            settings.connect.clone(),
+            settings.tls.clone(),
+            settings.pool_size,
+        ));
         let setup = Sql::setup(&settings.schema, &settings.channel());
         pool.run(|client| client.batch_execute(&setup))?;
         let changes = Changes::start(

@@ -6,11 +6,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use twilio_broker_plugin_sdk::PluginError;
 
 /// The connection pool.
 pub struct Pool {
     connect: postgres::Config,
+    tls: Option<MakeRustlsConnect>,
     slots: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
 }
@@ -24,15 +26,25 @@ pub fn plugin_error(err: &postgres::Error) -> PluginError {
             db.message(),
             db.code().code()
         )),
-        None => PluginError::unavailable(format!("PostgreSQL unreachable: {err}")),
+        None => {
+            // The cause (a refused certificate, say) is in the source chain.
+            let mut message = format!("PostgreSQL unreachable: {err}");
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            PluginError::unavailable(message)
+        }
     }
 }
 
 impl Pool {
-    /// A pool of `size` lazily opened connections.
-    pub fn new(connect: postgres::Config, size: usize) -> Self {
+    /// A pool of `size` lazily opened connections, over TLS when `tls` is given.
+    pub fn new(connect: postgres::Config, tls: Option<rustls::ClientConfig>, size: usize) -> Self {
         Pool {
             connect,
+            tls: tls.map(MakeRustlsConnect::new),
             slots: (0..size).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }
@@ -40,7 +52,11 @@ impl Pool {
 
     /// Opens a connection outside the pool.
     pub fn connect(&self) -> Result<Client, PluginError> {
-        self.connect.connect(NoTls).map_err(|e| plugin_error(&e))
+        match &self.tls {
+            Some(tls) => self.connect.connect(tls.clone()),
+            None => self.connect.connect(NoTls),
+        }
+        .map_err(|e| plugin_error(&e))
     }
 
     /// Runs `query` on a pooled connection, retrying once on a fresh

@@ -6,12 +6,16 @@ use std::time::Duration;
 use twilio_broker_plugin_sdk::PluginError;
 use twilio_broker_plugin_sdk::serde_json::Value;
 
-const KNOWN: [&str; 5] = [
+use crate::tls::{self, SslMode};
+
+const KNOWN: [&str; 7] = [
     "url",
     "schema",
     "pool_size",
     "connect_timeout_ms",
     "statement_timeout_ms",
+    "sslmode",
+    "sslrootcert",
 ];
 
 /// Validated settings.
@@ -25,6 +29,29 @@ pub struct Settings {
     pub pool_size: usize,
     /// How long a connection attempt may take.
     pub connect_timeout: Duration,
+    /// How the connection is protected (`sslmode`).
+    pub ssl_mode: SslMode,
+    /// The TLS client configuration (None for `disable`).
+    pub tls: Option<rustls::ClientConfig>,
+}
+
+/// True when every host of `config` is this machine (a Unix socket, `localhost`
+/// or a loopback address): the only case where plaintext is the default.
+pub fn is_loopback(config: &postgres::Config) -> bool {
+    let hosts = config.get_hosts();
+    let addrs = config.get_hostaddrs();
+    !hosts.is_empty()
+        && hosts.iter().all(|host| match host {
+            postgres::config::Host::Unix(_) => true,
+            postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        })
+        && addrs.iter().all(std::net::IpAddr::is_loopback)
 }
 
 fn invalid(message: impl std::fmt::Display) -> PluginError {
@@ -99,11 +126,43 @@ impl Settings {
             .connect_timeout(Duration::from_millis(connect_timeout))
             .options(&options)
             .application_name("twilio-broker");
+        let ssl_mode = match config.get("sslmode") {
+            None if is_loopback(&connect) => SslMode::Disable,
+            None => SslMode::VerifyFull,
+            Some(value) => value.as_str().and_then(SslMode::parse).ok_or_else(|| {
+                invalid(
+                    "config.sslmode must be \"disable\", \"require\", \"verify-ca\" or \"verify-full\"",
+                )
+            })?,
+        };
+        let root_cert = match config.get("sslrootcert") {
+            None => None,
+            Some(value) => Some(std::path::PathBuf::from(value.as_str().ok_or_else(
+                || invalid("config.sslrootcert must be the path of a PEM CA file"),
+            )?)),
+        };
+        let tls = tls::client_config(ssl_mode, root_cert.as_deref()).map_err(|mut err| {
+            if config.get("sslmode").is_none() {
+                err.message.push_str(
+                    " (TLS with verify-full is the default for a database that is not on this \
+                     machine; set config.sslrootcert, or config.sslmode explicitly)",
+                );
+            }
+            err
+        })?;
+        // The connector decides: the URL's own sslmode is overridden.
+        connect.ssl_mode(if tls.is_some() {
+            postgres::config::SslMode::Require
+        } else {
+            postgres::config::SslMode::Disable
+        });
         Ok(Settings {
             connect,
             schema,
             pool_size,
             connect_timeout: Duration::from_millis(connect_timeout),
+            ssl_mode,
+            tls,
         })
     }
 
@@ -146,5 +205,45 @@ mod tests {
             .expect("valid");
         assert_eq!((ok.schema.as_str(), ok.pool_size), ("t_1", 4));
         assert_eq!(ok.channel(), "twilio_broker_t_1");
+        assert_eq!(
+            ok.ssl_mode,
+            SslMode::Disable,
+            "loopback: plaintext by default"
+        );
+    }
+
+    #[test]
+    fn a_remote_database_gets_verified_tls_by_default() {
+        let remote = Settings::parse(&json!({"url": "host=db.example.com user=broker"}))
+            .expect_err("no CA file");
+        assert!(remote.message.contains("config.sslrootcert"), "{remote}");
+        assert!(
+            remote.message.contains("verify-full is the default"),
+            "{remote}"
+        );
+        let explicit = Settings::parse(
+            &json!({"url": "host=db.example.com user=broker", "sslmode": "require"}),
+        )
+        .expect("require needs no CA");
+        assert_eq!(explicit.ssl_mode, SslMode::Require);
+        assert!(explicit.tls.is_some());
+        let plain =
+            Settings::parse(&json!({"url": "host=10.1.2.3 user=broker", "sslmode": "disable"}))
+                .expect("explicit disable");
+        assert!(plain.tls.is_none());
+        let bad =
+            Settings::parse(&json!({"url": "host=x", "sslmode": "prefer"})).expect_err("prefer");
+        assert!(bad.message.contains("config.sslmode"), "{bad}");
+        for (url, loopback) in [
+            ("host=127.0.0.1", true),
+            ("host=localhost", true),
+            ("host=/var/run/postgresql", true),
+            ("postgresql://u@[::1]/db", true),
+            ("host=127.0.0.1,db.example.com", false),
+            ("host=10.0.0.1", false),
+        ] {
+            let config: postgres::Config = url.parse().expect(url);
+            assert_eq!(is_loopback(&config), loopback, "{url}");
+        }
     }
 }

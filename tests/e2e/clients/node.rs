@@ -63,6 +63,19 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
     assert_eq!(sms["broker_calls"], broker_calls, "{sms}");
     s.assert_messages_authorised_by_one_bearer(&sids);
 
+    // Issue 14: plaintext to a non-loopback host only when insisted on.
+    let plaintext = &out["plaintext"];
+    assert!(
+        plaintext["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("refusing plaintext to 192.0.2.1")),
+        "{plaintext}"
+    );
+    assert_eq!(
+        plaintext["warnings"],
+        serde_json::json!(["TwilioBrokerPlaintextWarning"]),
+        "{plaintext}"
+    );
     let grpc = &out["grpc_js"];
     let mut names = vec![OAUTH, VIDEO];
     names.sort();

@@ -82,6 +82,22 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
     assert_eq!(grpcio["bearer_fetches"], broker_calls);
 
     // The asyncio client: same answers, one broker call for a herd of tasks.
+    // Issue 14: plaintext to a non-loopback host only when insisted on.
+    let plaintext = &out["plaintext"];
+    assert!(
+        plaintext["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("refusing plaintext to 192.0.2.1")),
+        "{plaintext}"
+    );
+    let warned = plaintext["warnings"].as_array().unwrap();
+    assert_eq!(warned.len(), 1, "{plaintext}");
+    assert!(
+        warned[0]
+            .as_str()
+            .unwrap()
+            .contains("PLAINTEXT to 192.0.2.1")
+    );
     let aio = &out["aio"];
     assert_eq!(aio["credentials"], grpcio["credentials"]);
     assert_eq!(aio["not_found"], "NOT_FOUND");

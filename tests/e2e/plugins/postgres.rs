@@ -210,3 +210,62 @@ async fn two_brokers_on_one_postgres_serve_each_others_credentials() {
     );
     drop((a, b));
 }
+
+/// Issue 14, item 1: a row copied back into PostgreSQL (an older record of
+/// a rotated credential) is refused by the running replica and after a
+/// restart; copying the manifest row back too (the whole table restored) is
+/// refused at start-up as a rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_back_postgres_row_is_refused() {
+    let Some(schema) = PgSchema::new().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = random_master_key();
+    let options = replica_options(dir.path(), &schema, &key);
+    let state_file = dir.path().join("replica.state");
+    let mut options = Options {
+        args: [
+            options.args.clone(),
+            vec!["--state-file".into(), state_file.display().to_string()],
+        ]
+        .concat(),
+        ..options
+    };
+    let mut broker = Broker::start(options.clone());
+    options.data_dir = Some(broker.data_dir.clone());
+    options.keep = broker.same_data().keep;
+    let f = Fixtures::new();
+    let mut old = f.auth_token("main");
+    old.labels.insert("version".into(), "old".into());
+    broker.admin().await.put_credential(old).await.unwrap();
+    let before = schema.values().await;
+    let mut rotated = f.auth_token("main");
+    rotated.labels.insert("version".into(), "rotated".into());
+    broker.admin().await.put_credential(rotated).await.unwrap();
+    let (record_key, old_record) = before
+        .iter()
+        .find(|(k, _)| k.starts_with("c/"))
+        .cloned()
+        .unwrap();
+    assert!(!record_key.contains("main"), "{record_key}");
+    schema.overwrite(&record_key, &old_record).await;
+    let refused = |r: &Result<pb::CredentialMetadata, tonic::Status>| {
+        matches!(r, Err(s) if s.code() == Code::FailedPrecondition
+            && s.message().contains("replay refused"))
+    };
+    wait_until(&broker, "main", refused).await;
+    broker.terminate();
+    let broker = Broker::start(options.clone());
+    assert!(refused(&get(&broker, "main").await));
+    drop(broker);
+
+    // The whole table as it was: the manifest row goes back too.
+    for (k, v) in &before {
+        schema.overwrite(k, v).await;
+    }
+    let Err(failure) = Broker::try_start(options) else {
+        panic!("a rolled-back database was served");
+    };
+    assert!(failure.log.contains("--accept-rollback"), "{}", failure.log);
+}

@@ -171,8 +171,13 @@ async fn a_storage_plugin_that_panics_or_hangs_costs_only_its_own_calls() {
     serves(&broker, "after").await;
 }
 
+/// The garbage plugin answers nonsense for any key containing "garbage"; since
+/// issue 14 a storage plugin sees only keyed hashes of credential names, so a
+/// credential called "garbage-1" never reaches it by name and is served.
+/// (The host's defences against garbage answers are tested call by call in
+/// `plugins::host::garbage_is_refused_call_by_call_and_the_plugin_keeps_serving`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storage_plugin_answering_garbage_costs_only_those_calls() {
+async fn a_storage_plugin_never_sees_credential_names() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(with_config(dir.path(), &storage_entry(&c_garbage(), "")));
     let f = Fixtures::new();
@@ -182,16 +187,14 @@ async fn a_storage_plugin_answering_garbage_costs_only_those_calls() {
         .put_credential(f.test("fine"))
         .await
         .unwrap();
-    let status = put_error(&broker, f.test("garbage-1")).await;
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("plugin \"c-garbage\" returned garbage from compare_and_swap"),
-        "{}",
-        status.message()
-    );
+    broker
+        .admin()
+        .await
+        .put_credential(f.test("garbage-1"))
+        .await
+        .expect("the plugin sees a hash, not the name");
     serves(&broker, "fine").await;
+    serves(&broker, "garbage-1").await;
 }
 
 /// Audit plugins join the audit trail: every RPC reaches the plugin, and a

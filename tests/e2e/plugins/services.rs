@@ -72,6 +72,24 @@ impl PgSchema {
         rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     }
 
+    /// Writes `value` into the row at `key` with a fresh version, as a
+    /// restored or copied row would be (the notification trigger fires).
+    pub async fn overwrite(&self, key: &str, value: &[u8]) {
+        let updated = self
+            .client
+            .execute(
+                &format!(
+                    "UPDATE {0}.records SET value = $2, version = nextval('{0}.record_versions') \
+                     WHERE key = $1",
+                    self.name
+                ),
+                &[&key, &value],
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated, 1, "no row at {key}");
+    }
+
     /// The plugin config for this schema, as TOML inline table text.
     pub fn plugin_config(&self) -> String {
         format!("{{ url = {:?}, schema = {:?} }}", postgres_url(), self.name)
