@@ -30,6 +30,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Data directory of the embedded sled store.
     pub data_dir: Option<PathBuf>,
+    /// The sealed state file (audit chain anchors; later the store's
+    /// high-water mark). Default `<data_dir>.state`; required with a storage plugin.
+    pub state_file: Option<PathBuf>,
     /// File holding the base64 master key (instead of TWILIO_BROKER_MASTER_KEY_FILE).
     pub master_key_file: Option<PathBuf>,
     /// Log format.
@@ -68,6 +71,16 @@ pub struct AuditConfig {
     /// Queue length of the sink.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// `batch` (default: an answer leaves once its event is written; `fsync`
+    /// within 100 ms) or `always` (an answer waits for `fsync`).
+    #[serde(default)]
+    pub sync: crate::audit::SyncMode,
+    /// A signed checkpoint at least every this many lines.
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_events: u64,
+    /// And at least every this many milliseconds while events flow.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_ms: u64,
 }
 
 fn default_true() -> bool {
@@ -79,6 +92,12 @@ fn default_deadline_ms() -> u64 {
 fn default_queue() -> usize {
     10_000
 }
+fn default_checkpoint_events() -> u64 {
+    1000
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -87,6 +106,9 @@ impl Default for AuditConfig {
             required: default_true(),
             deadline_ms: default_deadline_ms(),
             queue: default_queue(),
+            sync: crate::audit::SyncMode::default(),
+            checkpoint_events: default_checkpoint_events(),
+            checkpoint_ms: default_checkpoint_ms(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod recommend;
 pub mod server;
 pub mod sid;
+pub mod state_file;
 pub mod store;
 pub mod transport;
 pub mod webhook;

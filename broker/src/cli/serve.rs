@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::audit::{AuditTrail, ChainKey, FileSink, PluginSink, SinkOptions};
+use crate::audit::{AuditTrail, FileOptions, FileSink, PluginSink, SinkOptions};
 use crate::config::{FileConfig, LogFormat};
 use crate::master_key::MasterKey;
 use crate::plugin_host::Plugins;
 use crate::policy::{PolicyEngine, Source};
 use crate::server::{self, State};
+use crate::state_file::StateFile;
 use crate::store::{SledStore, Store, Vault};
 use crate::transport::{ListenerSpec, TlsSettings};
 
@@ -39,6 +40,13 @@ pub struct Args {
     /// Audit trail file (JSON lines, hash-chained).
     #[arg(long, env = "TWILIO_BROKER_AUDIT_FILE")]
     audit_file: Option<PathBuf>,
+    /// The sealed state file (audit chain anchors) [default: <data-dir>.state].
+    #[arg(long, env = "TWILIO_BROKER_STATE_FILE")]
+    state_file: Option<PathBuf>,
+    /// Start even though the audit file ends before the head anchored in the
+    /// state file (lines were cut); the acceptance is recorded in the chain.
+    #[arg(long)]
+    accept_audit_truncation: bool,
     /// Prometheus metrics listener, e.g. 127.0.0.1:9464.
     #[arg(long, env = "TWILIO_BROKER_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -167,7 +175,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .oauth
         .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
-    let audit = audit_trail(&args, &file, &key, &plugins)?;
+    let state_path = match (
+        args.state_file.clone().or(file.state_file.clone()),
+        &data_dir,
+    ) {
+        (Some(path), _) => Some(path),
+        (None, _) if plugins.storage.is_some() => anyhow::bail!(
+            "a storage plugin needs a state file outside the database: pass --state-file, set \
+             TWILIO_BROKER_STATE_FILE or `state_file` in the config"
+        ),
+        (None, Some(dir)) => Some(crate::state_file::default_path(dir)),
+        (None, None) => None,
+    };
+    let state_file = match &state_path {
+        Some(path) => Some(Arc::new(StateFile::open(path, key.clone())?)),
+        None => {
+            tracing::warn!("DEV MODE: no state file, so the audit chain's head is not anchored");
+            None
+        }
+    };
+    let audit = audit_trail(&args, &file, &key, &plugins, state_file.as_ref()).await?;
     let vault = Arc::new(Vault::open(Arc::clone(&store), key).await?);
     // Replicas sharing a store (a storage plugin) follow each other's writes.
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
@@ -232,20 +259,29 @@ fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<Listener
     Ok(specs)
 }
 
-fn audit_trail(
+async fn audit_trail(
     args: &Args,
     file: &FileConfig,
     key: &MasterKey,
     plugins: &Plugins,
+    state: Option<&Arc<StateFile>>,
 ) -> anyhow::Result<AuditTrail> {
     let mut trail = AuditTrail::disabled();
+    let file_options = FileOptions {
+        sync: file.audit.sync,
+        checkpoint_events: file.audit.checkpoint_events.max(1),
+        checkpoint_interval: std::time::Duration::from_millis(file.audit.checkpoint_ms),
+        accept_truncation: args.accept_audit_truncation,
+        queue: file.audit.queue,
+    };
     for sink in &plugins.audit {
         let options = SinkOptions {
             required: sink.required(),
             deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
             queue: file.audit.queue,
         };
-        trail.add(Arc::new(PluginSink::new(Arc::clone(sink))), options);
+        let chained = PluginSink::new(Arc::clone(sink), key, state.cloned(), &file_options);
+        trail.add(Arc::new(chained), options);
         tracing::info!(
             plugin = sink.name(),
             required = options.required,
@@ -253,14 +289,24 @@ fn audit_trail(
         );
     }
     if let Some(path) = args.audit_file.clone().or(file.audit.file.clone()) {
-        let sink = FileSink::open(&path, ChainKey::derive(key))?;
+        let (path2, key2, state2, options2) = (
+            path.clone(),
+            key.clone(),
+            state.cloned(),
+            file_options.clone(),
+        );
+        // Start-up reads the file's tail: off the executor.
+        let sink =
+            tokio::task::spawn_blocking(move || FileSink::open(&path2, &key2, state2, options2))
+                .await??;
         let options = SinkOptions {
             required: file.audit.required,
             deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
             queue: file.audit.queue,
         };
-        trail.add(Arc::new(sink), options);
-        tracing::info!(file = %path.display(), required = options.required, "audit trail on");
+        trail.add_file(sink, options);
+        tracing::info!(file = %path.display(), required = options.required,
+            sync = ?file.audit.sync, "audit trail on");
     } else if !trail.is_enabled() {
         tracing::warn!("no audit sink configured: decisions are not recorded (set [audit] file)");
     }

@@ -83,6 +83,7 @@ where
         jti: None,
         expires_at: None,
         duration_us: 0,
+        phase: None,
     };
     let decision = state.policy.authorize(&caller, &action);
     drop(action);
@@ -94,7 +95,11 @@ where
                 .increment(1);
             Err(denied)
         }
-        Ok(()) => handle(request).await,
+        // A mutation records its intent first: unaudited, nothing changes.
+        Ok(()) => match state.audit.record_intent(&event).await {
+            Ok(()) => handle(request).await,
+            Err(unaudited) => Err(unaudited),
+        },
     };
     let answer = match result {
         Ok(response) => {
