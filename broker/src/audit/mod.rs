@@ -30,7 +30,7 @@ mod trail;
 use std::sync::Arc;
 
 pub use chain::{
-    Broken, Chain, ChainKey, GENESIS, Gap, PublicKey, Signer, VerifyKeys, VerifyReport, hex,
+    Broken, Chain, ChainKey, GENESIS, Gap, PublicKey, Signer, VerifyKeys, VerifyReport, hex, unhex,
     verify_file, verify_files,
 };
 pub use event::{AuditEvent, Decision, rfc3339};
