@@ -621,8 +621,13 @@ impl Writer {
             sync.flushes.push(flush);
         }
         sync.now |= now;
+        let wake = sync.now || !sync.flushes.is_empty();
         drop(sync);
-        self.shared.sync_wake.notify_one();
+        // In batch mode the syncer finds dirty data at its next tick: no
+        // wake-up (a futex call) per batch.
+        if wake {
+            self.shared.sync_wake.notify_one();
+        }
     }
 
     fn to_syncer_waiting(&self, head: Option<Anchor>, waiter: Option<Arc<Outcome>>, now: bool) {
@@ -632,8 +637,11 @@ impl Writer {
         }
         sync.waiters.extend(waiter);
         sync.now |= now;
+        let wake = sync.now || !sync.waiters.is_empty();
         drop(sync);
-        self.shared.sync_wake.notify_one();
+        if wake {
+            self.shared.sync_wake.notify_one();
+        }
     }
 
     fn reopen(&mut self) -> Result<(), Arc<str>> {
