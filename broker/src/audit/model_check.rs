@@ -442,7 +442,11 @@ mod file_writer {
         let written = shared.disk.lock().expect("disk").written.clone();
         for r in 0..2u32 {
             let mine: Vec<u32> = written.iter().copied().filter(|e| e / 10 == r).collect();
-            assert_eq!(mine, vec![r * 10, r * 10 + 1], "lost or reordered: {written:?}");
+            assert_eq!(
+                mine,
+                vec![r * 10, r * 10 + 1],
+                "lost or reordered: {written:?}"
+            );
         }
     }
 

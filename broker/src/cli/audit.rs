@@ -159,10 +159,16 @@ fn verify(
         );
     }
     if let Some(anchor) = &anchor {
-        println!(
-            "anchored: the state file's head seq {} is present and matches",
-            anchor.seq
-        );
+        match report.seq_range {
+            Some((first, _)) if first > anchor.seq => println!(
+                "anchored: the state file's head seq {} lies in an earlier file (not given)",
+                anchor.seq
+            ),
+            _ => println!(
+                "anchored: the state file's head seq {} is present and matches",
+                anchor.seq
+            ),
+        }
     }
     Ok(())
 }
