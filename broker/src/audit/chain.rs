@@ -846,7 +846,7 @@ mod tests {
         let both = verify_files(&keys, &[a.clone(), b.clone()], Some(&head)).expect("verify");
         assert!(both.is_intact(), "{both:?}");
         assert_eq!(both.seq_range, Some((0, 5)));
-        let alone = verify_files(&keys, &[b.clone()], None).expect("verify");
+        let alone = verify_files(&keys, std::slice::from_ref(&b), None).expect("verify");
         assert!(alone.is_intact() && alone.continues_from.is_some());
         let swapped = verify_files(&keys, &[b.clone(), a.clone()], None).expect("verify");
         assert!(swapped.broken.is_some());

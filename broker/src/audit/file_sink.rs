@@ -709,12 +709,12 @@ impl Syncer {
             };
             let mut result: Result<(), Arc<str>> = Ok(());
             if dirty.is_some() || !waiters.is_empty() || !flushes.is_empty() {
-                if let (Some(file), true) = (&file, self.regular) {
-                    if let Err(err) = file.sync_data() {
-                        result = Err(io_error(&self.shared.path, &err).0.into());
-                        tracing::error!(reason = %io_error(&self.shared.path, &err).0,
-                            "audit file fsync failed");
-                    }
+                if let (Some(file), true) = (&file, self.regular)
+                    && let Err(err) = file.sync_data()
+                {
+                    let reason = io_error(&self.shared.path, &err).0;
+                    tracing::error!(%reason, "audit file fsync failed");
+                    result = Err(reason.into());
                 }
                 last_sync = Instant::now();
                 if result.is_ok() && dirty.is_some() {
