@@ -837,6 +837,12 @@ mod tests {
         chain.push_checkpoint(&mut first, &signer);
         let mut second = Vec::new();
         chain.push_start(&mut second, &signer);
+        let gap = Gap {
+            dropped: 3,
+            first_event: 7,
+            last_event: 9,
+        };
+        chain.push_gap(&mut second, &gap);
         chain.push(&mut second, b"{\"rpc\":\"B\"}");
         chain.push(&mut second, b"{\"rpc\":\"C\"}");
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
@@ -845,13 +851,14 @@ mod tests {
         let head = chain.head().expect("head");
         let both = verify_files(&keys, &[a.clone(), b.clone()], Some(&head)).expect("verify");
         assert!(both.is_intact(), "{both:?}");
-        assert_eq!(both.seq_range, Some((0, 5)));
+        assert_eq!(both.seq_range, Some((0, 6)));
+        assert_eq!(both.gaps, vec![gap]);
         let alone = verify_files(&keys, std::slice::from_ref(&b), None).expect("verify");
         assert!(alone.is_intact() && alone.continues_from.is_some());
         let swapped = verify_files(&keys, &[b.clone(), a.clone()], None).expect("verify");
         assert!(swapped.broken.is_some());
 
-        // Tail cut: the last line removed; the anchor still says seq 5.
+        // Tail cut: the last line removed; the anchor still says seq 6.
         let text = String::from_utf8(second).expect("utf8");
         let cut: Vec<&str> = text.lines().collect();
         std::fs::write(&b, cut[..cut.len() - 1].join("\n") + "\n").expect("write");
@@ -861,7 +868,7 @@ mod tests {
             report
                 .truncated
                 .as_deref()
-                .is_some_and(|t| t.contains("anchors seq 5")),
+                .is_some_and(|t| t.contains("anchors seq 6")),
             "{report:?}"
         );
     }

@@ -26,7 +26,8 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::AuditError;
@@ -38,6 +39,30 @@ use crate::state_file::{Anchor, StateFile};
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// The name of the built-in file's chain in the state file.
 pub const STATE_NAME: &str = "file";
+
+/// Events in the open batch that wake the writer without waiting for a park.
+const WAKE_BATCH: usize = 64;
+/// The writer's idle tick once the park hook is seen.
+const HOOKED_TICK: Duration = Duration::from_millis(5);
+/// Set once a runtime worker has called [`on_worker_park`].
+static HOOKED: AtomicBool = AtomicBool::new(false);
+/// Some open batch has events nobody woke the writer for.
+static PENDING: AtomicBool = AtomicBool::new(false);
+/// Every running writer (to wake on park).
+static WRITERS: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// The runtime's `on_thread_park` hook (installed by the daemon): a worker
+/// with nothing left to run wakes the writers of open batches. Events a
+/// burst of requests submitted are then written with one `write` and one
+/// wake-up, and the worker, idle anyway, loses nothing by the switch.
+pub fn on_worker_park() {
+    HOOKED.store(true, Ordering::Relaxed);
+    if PENDING.swap(false, Ordering::AcqRel) {
+        for writer in lock(&WRITERS).iter().filter_map(Weak::upgrade) {
+            writer.wake.notify_one();
+        }
+    }
+}
 
 /// When a request's answer may leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -388,6 +413,11 @@ impl FileSink {
             }),
             sync_wake: Condvar::new(),
         });
+        {
+            let mut writers = lock(&WRITERS);
+            writers.retain(|w| w.strong_count() > 0);
+            writers.push(Arc::downgrade(&shared));
+        }
         let writer = Writer {
             shared: Arc::clone(&shared),
             file,
@@ -434,14 +464,24 @@ impl FileSink {
         let batch = &mut queue.batch;
         batch.buf.extend_from_slice(event);
         batch.ends.push((batch.buf.len(), event_no));
-        let first = batch.ends.len() == 1;
+        let len = batch.ends.len();
         let answer = if required {
             Submitted::Wait(Arc::clone(&batch.outcome))
         } else {
             Submitted::Queued
         };
         drop(queue);
-        if first {
+        // Under the daemon's runtime the writer is woken when a worker runs
+        // out of work (see `on_worker_park`), so a batch collects every event
+        // of a burst instead of one context switch per event; a long batch
+        // wakes it at once. Elsewhere (no hook), the first event wakes it.
+        if HOOKED.load(Ordering::Relaxed) {
+            if len >= WAKE_BATCH {
+                self.shared.wake.notify_one();
+            } else {
+                PENDING.store(true, Ordering::Release);
+            }
+        } else if len == 1 {
             self.shared.wake.notify_one();
         }
         answer
@@ -500,10 +540,17 @@ impl Writer {
                     && queue.controls.is_empty()
                     && !queue.stopped
                 {
+                    // With the park hook, a short tick covers an event whose
+                    // wake-up raced with a park.
+                    let tick = if HOOKED.load(Ordering::Relaxed) {
+                        HOOKED_TICK
+                    } else {
+                        SYNC_INTERVAL
+                    };
                     queue = self
                         .shared
                         .wake
-                        .wait_timeout(queue, SYNC_INTERVAL)
+                        .wait_timeout(queue, tick)
                         .map(|(guard, _)| guard)
                         .unwrap_or_else(|e| e.into_inner().0);
                 }

@@ -35,7 +35,7 @@ pub use chain::{
 };
 pub use event::{AuditEvent, Decision, rfc3339};
 pub use file_sink::{
-    FileOptions, FileSink, Outcome, STATE_NAME, SYNC_INTERVAL, Submitted, SyncMode,
+    FileOptions, FileSink, Outcome, STATE_NAME, SYNC_INTERVAL, Submitted, SyncMode, on_worker_park,
 };
 pub use plugin_sink::PluginSink;
 pub use trail::{AuditTrail, MUTATIONS, SinkOptions};

@@ -369,3 +369,107 @@ async fn worker(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::audit::AuditError;
+
+    /// A slow sink that remembers what it got, gaps included.
+    #[derive(Default)]
+    struct Slow {
+        events: Mutex<u64>,
+        gaps: Mutex<Vec<Gap>>,
+    }
+
+    #[async_trait::async_trait]
+    impl AuditSink for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        async fn record(&self, batch: &[Arc<[u8]>]) -> Result<(), AuditError> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            *self.events.lock().expect("events") += batch.len() as u64;
+            Ok(())
+        }
+        async fn record_gap(&self, gap: Gap) -> Result<(), AuditError> {
+            self.gaps.lock().expect("gaps").push(gap);
+            Ok(())
+        }
+        async fn flush(&self) -> Result<(), AuditError> {
+            Ok(())
+        }
+    }
+
+    fn event() -> AuditEvent {
+        AuditEvent {
+            time: String::new(),
+            request_id: String::new(),
+            rpc: "ListCredentials",
+            caller: "anonymous".into(),
+            transport: "plaintext",
+            peer: String::new(),
+            decision: crate::audit::Decision::Allow,
+            status: "OK",
+            message: None,
+            credential: None,
+            grants: Vec::new(),
+            identity: None,
+            ttl_seconds: None,
+            jti: None,
+            expires_at: None,
+            duration_us: 0,
+            phase: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_optional_queue_leaves_gap_records_that_account_for_every_drop() {
+        let sink = Arc::new(Slow::default());
+        let mut trail = AuditTrail::disabled();
+        trail.add(
+            Arc::clone(&sink) as Arc<dyn AuditSink>,
+            SinkOptions {
+                required: false,
+                deadline: Duration::from_secs(1),
+                queue: 2,
+            },
+        );
+        for _ in 0..200 {
+            trail.record(event()).await.expect("never fails");
+        }
+        let dropped = trail.dropped()[0].1;
+        assert!(dropped > 0, "nothing was dropped");
+        // One more event after the queue drains carries the last gap out.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trail.record(event()).await.expect("never fails");
+        trail.flush().await;
+        let gaps = sink.gaps.lock().expect("gaps").clone();
+        let in_gaps: u64 = gaps.iter().map(|g| g.dropped).sum();
+        assert_eq!(in_gaps, dropped, "{gaps:?}");
+        let recorded = *sink.events.lock().expect("events");
+        assert_eq!(recorded + dropped, 201);
+        assert!(
+            gaps.iter()
+                .all(|g| g.first_event <= g.last_event && g.last_event <= 200)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_intent_is_recorded_only_for_mutations() {
+        let sink = Arc::new(Slow::default());
+        let mut trail = AuditTrail::disabled();
+        trail.add(
+            Arc::clone(&sink) as Arc<dyn AuditSink>,
+            SinkOptions::default(),
+        );
+        trail.record_intent(&event()).await.expect("recorded");
+        assert_eq!(*sink.events.lock().expect("events"), 0);
+        let mut put = event();
+        put.rpc = "PutCredential";
+        trail.record_intent(&put).await.expect("recorded");
+        assert_eq!(*sink.events.lock().expect("events"), 1);
+    }
+}

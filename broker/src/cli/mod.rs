@@ -64,6 +64,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::audit::on_worker_park)
         .build()
     {
         Ok(runtime) => runtime,
