@@ -92,9 +92,44 @@ fn main() -> anyhow::Result<()> {
     }
     println!("Throughput as a ratio to the ceiling (same RPC, same load):\n\n{table}");
 
+    // The same per CPU-second the server actually got: on a shared machine
+    // the server under test does not always get its whole core.
+    let per_cpu = |row: &serde_json::Value| -> Option<f64> {
+        let cpu = row["server_cpu_pct"].as_f64()? / 100.0;
+        (cpu > 0.0).then(|| row["rps"].as_f64().unwrap_or(0.0) / cpu)
+    };
+    let ceiling_per_cpu = |rpc: &str, inflight: u64| -> Option<f64> {
+        by.get(&("ceiling".to_owned(), rpc.to_owned()))
+            .and_then(|points| points.get(&inflight))
+            .and_then(|row| per_cpu(row))
+    };
+    let mut efficiency = String::from("| setup | RPC |");
+    for n in &inflights {
+        let _ = write!(efficiency, " {n} in flight |");
+    }
+    efficiency.push_str("\n|---|---|");
+    for _ in &inflights {
+        efficiency.push_str("---|");
+    }
+    efficiency.push('\n');
+    for key in &keys {
+        let (setup, rpc) = key;
+        let _ = write!(efficiency, "| {setup} | {rpc} |");
+        for n in &inflights {
+            let cell = by[*key]
+                .get(n)
+                .and_then(|row| Some(per_cpu(row)? / ceiling_per_cpu(rpc, *n)?))
+                .map(|r| format!(" {r:.2} |"))
+                .unwrap_or_else(|| " - |".into());
+            efficiency.push_str(&cell);
+        }
+        efficiency.push('\n');
+    }
+    println!("Requests per CPU-second of the server, as a ratio to the ceiling's:\n\n{efficiency}");
+
     // Every point in detail.
     let mut detail = String::from(
-        "| setup | RPC | in flight | req/s | vs ceiling | mean µs | reply bytes | server CPU % | generator CPU % (cores) | failed |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| setup | RPC | in flight | req/s | vs ceiling | req per server CPU-s | mean µs | reply bytes | server CPU % | generator CPU % (cores) | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for key in &keys {
         let (setup, rpc) = key;
@@ -106,8 +141,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 detail,
-                "| {setup} | {rpc} | {n} | {:.0} | {ratio} | {:.0} | {} | {} | {} ({}) | {} |",
+                "| {setup} | {rpc} | {n} | {:.0} | {ratio} | {:.0} | {:.0} | {} | {} | {} ({}) | {} |",
                 row["rps"].as_f64().unwrap_or(0.0),
+                per_cpu(row).unwrap_or(0.0),
                 row["mean_us"].as_f64().unwrap_or(0.0),
                 row["reply_bytes"],
                 row["server_cpu_pct"],
