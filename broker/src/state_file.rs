@@ -4,9 +4,10 @@
 //!
 //! Today it holds the head of each audit chain (`audit`: sink name → the
 //! sequence number and hash of the last durable line). The store's
-//! high-water mark (rollback protection, issue 14) joins it as a new
-//! optional field; readers ignore nothing silently: a file written by a newer
-//! format version is refused.
+//! high-water mark (rollback protection, issue 14) joins it as a new field.
+//! A reader refuses a file written by a newer format version, and older
+//! readers ignore fields they do not know, so a field that an older broker
+//! must not drop when it rewrites the file comes with a version bump.
 //!
 //! Layout on disk: the JSON document sealed with `store::seal` (XChaCha20-
 //! Poly1305 under the master key, associated data [`SEAL_NAME`]), so it can be
