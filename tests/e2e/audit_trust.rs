@@ -404,3 +404,76 @@ async fn a_plugin_stream_is_chained_and_a_forged_copy_fails() {
     let (ok, _, err) = cli(&["audit", "verify", "--pubkey", &pubkey, forged_arg], None);
     assert!(!ok && err.contains("missing link"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_always_rotation_and_restart_keep_one_anchored_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[audit]\nfile = {:?}\nsync = \"always\"\n",
+            audit.display().to_string()
+        ),
+    );
+    let mut broker = Broker::start(Options {
+        args: args(&cfg, &[]),
+        ..Options::default()
+    });
+    some_calls(&broker, 3).await;
+    let rotated = dir.path().join("audit.jsonl.1");
+    std::fs::rename(&audit, &rotated).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &broker.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    for _ in 0..100 {
+        if audit.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    some_calls(&broker, 2).await;
+    assert!(broker.terminate().success());
+
+    // The anchor now lies in the new file; a restart continues it.
+    let mut again = broker.same_data();
+    again.args = args(&cfg, &[]);
+    let mut restarted = Broker::start(again);
+    some_calls(&restarted, 1).await;
+    assert!(restarted.terminate().success());
+
+    let key = broker.master_key.clone().unwrap();
+    let state = broker.data_dir.with_extension("state");
+    let (ok, out, err) = cli(
+        &[
+            "audit",
+            "verify",
+            "--state-file",
+            state.to_str().unwrap(),
+            rotated.to_str().unwrap(),
+            audit.to_str().unwrap(),
+        ],
+        Some(&key),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("OK, 6 events") && out.contains("from the genesis"),
+        "{out}"
+    );
+    assert!(out.contains("is present and matches"), "{out}");
+    assert!(!out.contains("UNSIGNED"), "{out}");
+    // The rotated file alone ends before the anchor.
+    let (ok, _, err) = cli(
+        &[
+            "audit",
+            "verify",
+            "--state-file",
+            state.to_str().unwrap(),
+            rotated.to_str().unwrap(),
+        ],
+        Some(&key),
+    );
+    assert!(!ok && err.contains("TRUNCATED"), "{err}");
+}
