@@ -383,6 +383,7 @@ impl FileSink {
         let tail = read_tail(path, &legacy, anchor.as_ref(), options.accept_truncation)?;
         let file = Arc::new(open_append(path).map_err(|e| io_error(path, &e))?);
         let regular = is_regular(&file);
+        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
         // A pipe or device cannot be anchored: there is no tail to check.
         let state = state.filter(|_| regular);
         let mut chain = tail.chain;
@@ -422,6 +423,7 @@ impl FileSink {
             shared: Arc::clone(&shared),
             file,
             regular,
+            length,
             chain,
             signer,
             pending: preamble,
@@ -524,6 +526,8 @@ struct Writer {
     shared: Arc<Shared>,
     file: Arc<std::fs::File>,
     regular: bool,
+    /// The file's length after the last complete write (regular files).
+    length: u64,
     chain: Chain,
     signer: Signer,
     /// Lines chained but not yet written (the start line, a failed retry).
@@ -618,6 +622,7 @@ impl Writer {
         }
         match (&*self.file).write_all(&out) {
             Ok(()) => {
+                self.length += out.len() as u64;
                 let head = self.chain.head();
                 let waiter = batch.map(|b| b.outcome);
                 let now = options.sync == SyncMode::Always;
@@ -630,6 +635,13 @@ impl Writer {
                 }
             }
             Err(err) => {
+                // A partial write (a full disk) must not leave half a line
+                // for the next batch to follow: cut the file back.
+                if self.regular
+                    && let Err(cut) = self.file.set_len(self.length)
+                {
+                    tracing::error!(%cut, "cannot remove a partial audit write");
+                }
                 // Nothing of this batch counts: the chain goes back, pending
                 // lines are kept for the next attempt, dropped events become a gap.
                 self.chain = saved;
@@ -700,6 +712,7 @@ impl Writer {
         }
         let file = Arc::new(open_append(&path).map_err(|e| Arc::from(io_error(&path, &e).0))?);
         self.regular = is_regular(&file);
+        self.length = file.metadata().map(|m| m.len()).unwrap_or(0);
         let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(false);
         self.file = Arc::clone(&file);
         lock(&self.shared.sync).file = Some(file);
