@@ -47,7 +47,7 @@ enum Command {
     /// Check the caller policy file, or reload a running broker's.
     #[command(subcommand)]
     Policy(policy::Command),
-    /// Verify audit files.
+    /// Verify audit files (links, signed checkpoints, truncation); print the checkpoint public key.
     #[command(subcommand)]
     Audit(audit::Command),
     /// Print a new random master key (base64 of 32 bytes) to stdout.
