@@ -78,6 +78,16 @@ pub struct AuditConfig {
     /// Queue length of the sink.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// `batch` (default: an answer leaves once its event is written; `fsync`
+    /// within 100 ms) or `always` (an answer waits for `fsync`).
+    #[serde(default)]
+    pub sync: crate::audit::SyncMode,
+    /// A signed checkpoint at least every this many lines.
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_events: u64,
+    /// And at least every this many milliseconds while events flow.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_ms: u64,
 }
 
 fn default_true() -> bool {
@@ -89,6 +99,12 @@ fn default_deadline_ms() -> u64 {
 fn default_queue() -> usize {
     10_000
 }
+fn default_checkpoint_events() -> u64 {
+    1000
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -97,6 +113,9 @@ impl Default for AuditConfig {
             required: default_true(),
             deadline_ms: default_deadline_ms(),
             queue: default_queue(),
+            sync: crate::audit::SyncMode::default(),
+            checkpoint_events: default_checkpoint_events(),
+            checkpoint_ms: default_checkpoint_ms(),
         }
     }
 }

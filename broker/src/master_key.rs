@@ -44,8 +44,7 @@ struct KeyBytes {
 /// learned for one purpose says nothing about another.
 ///
 /// Labels reserved for later purposes (never to be reused for anything
-/// else): `twilio-broker/v1/audit-chain`, `twilio-broker/v1/audit-signing`
-/// (the audit work derives those itself today), `twilio-broker/v1/state-file`,
+/// else): `twilio-broker/v1/audit-chain`, `twilio-broker/v1/state-file`,
 /// `twilio-broker/v1/backup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -53,16 +52,19 @@ pub enum Purpose {
     Seal,
     /// The HMAC key that turns credential names into store keys.
     NameHash,
+    /// The seed of the Ed25519 key that signs audit checkpoints.
+    AuditSigning,
 }
 
 impl Purpose {
-    const COUNT: usize = 2;
+    const COUNT: usize = 3;
 
     /// The HKDF `info` label of this purpose.
     pub fn label(self) -> &'static str {
         match self {
             Purpose::Seal => "twilio-broker/v1/seal",
             Purpose::NameHash => "twilio-broker/v1/name-hash",
+            Purpose::AuditSigning => "twilio-broker/v1/audit-signing",
         }
     }
 
@@ -70,6 +72,7 @@ impl Purpose {
         match self {
             Purpose::Seal => 0,
             Purpose::NameHash => 1,
+            Purpose::AuditSigning => 2,
         }
     }
 }
@@ -181,7 +184,7 @@ impl MasterKey {
         let id = key_id(&bytes);
         let bytes = Box::new(Zeroizing::new(bytes));
         let mut subkeys = Box::new(Zeroizing::new([[0u8; KEY_LEN]; Purpose::COUNT]));
-        for purpose in [Purpose::Seal, Purpose::NameHash] {
+        for purpose in [Purpose::Seal, Purpose::NameHash, Purpose::AuditSigning] {
             subkeys[purpose.index()] = *derive_subkey(&bytes, purpose);
         }
         let lock = |what: &[u8]| match twilio_broker_system::lock_in_ram(what) {

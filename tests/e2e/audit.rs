@@ -22,7 +22,31 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn verify(path: &Path, key: &str) -> std::process::Output {
+/// The answered-call events (not records, not intents).
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    lines(path)
+        .into_iter()
+        .filter(|l| l.get("record").is_none() && l.get("phase").is_none())
+        .collect()
+}
+
+/// Waits until the file's last line is a signed checkpoint.
+pub(crate) async fn wait_for_checkpoint(path: &Path) {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\"record\":\"checkpoint\""))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no checkpoint was signed at the end of {}", path.display());
+}
+
+pub(crate) fn verify(path: &Path, key: &str) -> std::process::Output {
     run_cli(
         &["audit", "verify", path.to_str().unwrap()],
         "",
@@ -118,7 +142,16 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
         .unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
 
-    let events = lines(&a.audit);
+    let all = lines(&a.audit);
+    assert_eq!(all[0]["record"], "start", "{all:#?}");
+    assert_eq!(all[0]["continues"], "genesis");
+    // The intent of the mutation comes before the store changed, and before its answer.
+    assert_eq!(all[1]["rpc"], "PutCredential");
+    assert_eq!(all[1]["phase"], "intent");
+    assert_eq!(all[1]["status"], "PENDING");
+    assert_eq!(all[2]["rpc"], "PutCredential");
+    assert!(all[2].get("phase").is_none());
+    let events = events(&a.audit);
     assert_eq!(events.len(), 6, "{events:#?}");
     let me = format!("uid:{}", uid());
     let expect = [
@@ -160,7 +193,7 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
     for (i, (event, (rpc, decision, status, credential, caller, transport))) in
         events.iter().zip(expect).enumerate()
     {
-        assert_eq!(event["seq"], i as u64);
+        assert_eq!(event["seq"], i as u64 + 2);
         assert_eq!(event["rpc"], rpc, "{event}");
         assert_eq!(event["decision"], decision, "{event}");
         if !status.is_empty() {
@@ -185,6 +218,8 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
         0o600
     );
 
+    wait_for_checkpoint(&a.audit).await;
+    let text = std::fs::read_to_string(&a.audit).unwrap();
     let key = a.broker.master_key.clone().unwrap();
     let ok = verify(&a.audit, &key);
     assert!(
@@ -192,10 +227,17 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("OK, 6 events"));
+    let out = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(out.contains("OK, 7 events"), "{out}");
+    assert!(out.contains("covered by a checkpoint"), "{out}");
 
     // Tampering: an edited line, then a removed one.
     let original: Vec<&str> = text.lines().collect();
+    let deny_line = original
+        .iter()
+        .position(|l| l.contains("\"decision\":\"deny\""))
+        .unwrap()
+        + 1;
     let tampered =
         original
             .join("\n")
@@ -205,7 +247,7 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
     let broken = verify(&copy, &key);
     assert!(!broken.status.success());
     assert!(
-        String::from_utf8_lossy(&broken.stderr).contains("BROKEN at line 3"),
+        String::from_utf8_lossy(&broken.stderr).contains(&format!("BROKEN at line {deny_line}")),
         "{}",
         String::from_utf8_lossy(&broken.stderr)
     );
@@ -218,9 +260,15 @@ async fn one_event_per_rpc_field_by_field_chained_and_verifiable() {
         !missing.status.success() && err.contains("line 3") && err.contains("missing link"),
         "{err}"
     );
-    // Without the master key nobody can rebuild the chain.
+    // Another broker's key did not sign these checkpoints.
     let other_key = crate::harness::random_master_key();
-    assert!(!verify(&a.audit, &other_key).status.success());
+    let foreign = verify(&a.audit, &other_key);
+    assert!(!foreign.status.success());
+    assert!(
+        String::from_utf8_lossy(&foreign.stderr).contains("signature does not verify"),
+        "{}",
+        String::from_utf8_lossy(&foreign.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,6 +311,36 @@ async fn sighup_reopens_for_rotation_and_the_chain_continues() {
     );
     assert!(String::from_utf8_lossy(&new.stdout).contains("continues the chain"));
     assert!(verify(&rotated, &key).status.success());
+    // The new file begins with a start line continuing the rotated one; in
+    // order they verify as one chain, out of order they do not.
+    assert_eq!(lines(&a.audit)[0]["record"], "start");
+    let both = run_cli(
+        &[
+            "audit",
+            "verify",
+            rotated.to_str().unwrap(),
+            a.audit.to_str().unwrap(),
+        ],
+        "",
+        &[("TWILIO_BROKER_MASTER_KEY", &key)],
+    );
+    assert!(
+        both.status.success(),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    assert!(String::from_utf8_lossy(&both.stdout).contains("from the genesis"));
+    let swapped = run_cli(
+        &[
+            "audit",
+            "verify",
+            a.audit.to_str().unwrap(),
+            rotated.to_str().unwrap(),
+        ],
+        "",
+        &[("TWILIO_BROKER_MASTER_KEY", &key)],
+    );
+    assert!(!swapped.status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 
 mod admin;
 mod audit;
+mod audit_trust;
 mod bearer;
 mod callers;
 mod canary;

@@ -1,5 +1,6 @@
-//! Turns the bench's JSON lines into a markdown table (each RPC as a ratio
-//! to the ceiling at the same load) and an SVG chart.
+//! Turns the bench's JSON lines into markdown tables (each setup and RPC as
+//! a ratio to the ceiling at the same load, the generator's CPU beside it)
+//! and an SVG chart.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +17,8 @@ struct Args {
     chart: std::path::PathBuf,
 }
 
+const SETUPS: [&str; 5] = ["ceiling", "prod-batch", "prod-always", "policy-only", "dev"];
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = std::fs::read_to_string(&args.results)?;
@@ -24,70 +27,157 @@ fn main() -> anyhow::Result<()> {
         .filter(|l| l.trim_start().starts_with('{'))
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    // label -> inflight -> row
-    let mut by_label: BTreeMap<String, BTreeMap<u64, &serde_json::Value>> = BTreeMap::new();
+    // (setup, rpc) -> inflight -> row
+    let mut by: BTreeMap<(String, String), BTreeMap<u64, &serde_json::Value>> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.get("inflight").is_some()) {
-        let label = row["label"].as_str().unwrap_or("").to_owned();
-        let inflight = row["inflight"].as_u64().unwrap_or(0);
-        by_label.entry(label).or_default().insert(inflight, row);
+        let key = (
+            row["setup"].as_str().unwrap_or("").to_owned(),
+            row["rpc"].as_str().unwrap_or("").to_owned(),
+        );
+        by.entry(key)
+            .or_default()
+            .insert(row["inflight"].as_u64().unwrap_or(0), row);
     }
-    let ceiling = by_label.get("ceiling").cloned().unwrap_or_default();
-    let mut table = String::from(
-        "| RPC | in flight | req/s | vs ceiling | p50 µs | p99 µs | p999 µs | p99 vs ceiling | non-OK |\n|---|---|---|---|---|---|---|---|---|\n",
+    let mut keys: Vec<&(String, String)> = by.keys().collect();
+    keys.sort_by_key(|(setup, rpc)| {
+        (
+            SETUPS
+                .iter()
+                .position(|s| s == setup)
+                .unwrap_or(SETUPS.len()),
+            rpc.clone(),
+        )
+    });
+    let ceiling = |rpc: &str, inflight: u64| -> Option<f64> {
+        by.get(&("ceiling".to_owned(), rpc.to_owned()))
+            .and_then(|points| points.get(&inflight))
+            .and_then(|row| row["rps"].as_f64())
+            .filter(|rps| *rps > 0.0)
+    };
+    let inflights: Vec<u64> = {
+        let mut all: Vec<u64> = by.values().flat_map(|p| p.keys().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+
+    // The ratio table: one row per setup and RPC.
+    let mut table = String::from("| setup | RPC |");
+    for n in &inflights {
+        let _ = write!(table, " {n} in flight |");
+    }
+    table.push_str(" mean µs at 1 |\n|---|---|");
+    for _ in &inflights {
+        table.push_str("---|");
+    }
+    table.push_str("---|\n");
+    for key in &keys {
+        let (setup, rpc) = key;
+        let _ = write!(table, "| {setup} | {rpc} |");
+        for n in &inflights {
+            let cell = by[*key]
+                .get(n)
+                .and_then(|row| Some(row["rps"].as_f64()? / ceiling(rpc, *n)?))
+                .map(|r| format!(" {r:.2} |"))
+                .unwrap_or_else(|| " - |".into());
+            table.push_str(&cell);
+        }
+        let mean = by[*key]
+            .get(&1)
+            .and_then(|row| row["mean_us"].as_f64())
+            .map(|m| format!(" {m:.0} |"))
+            .unwrap_or_else(|| " - |".into());
+        table.push_str(&mean);
+        table.push('\n');
+    }
+    println!("Throughput as a ratio to the ceiling (same RPC, same load):\n\n{table}");
+
+    // The same per CPU-second the server actually got: on a shared machine
+    // the server under test does not always get its whole core.
+    let per_cpu = |row: &serde_json::Value| -> Option<f64> {
+        let cpu = row["server_cpu_pct"].as_f64()? / 100.0;
+        (cpu > 0.0).then(|| row["rps"].as_f64().unwrap_or(0.0) / cpu)
+    };
+    let ceiling_per_cpu = |rpc: &str, inflight: u64| -> Option<f64> {
+        by.get(&("ceiling".to_owned(), rpc.to_owned()))
+            .and_then(|points| points.get(&inflight))
+            .and_then(|row| per_cpu(row))
+    };
+    let mut efficiency = String::from("| setup | RPC |");
+    for n in &inflights {
+        let _ = write!(efficiency, " {n} in flight |");
+    }
+    efficiency.push_str("\n|---|---|");
+    for _ in &inflights {
+        efficiency.push_str("---|");
+    }
+    efficiency.push('\n');
+    for key in &keys {
+        let (setup, rpc) = key;
+        let _ = write!(efficiency, "| {setup} | {rpc} |");
+        for n in &inflights {
+            let cell = by[*key]
+                .get(n)
+                .and_then(|row| Some(per_cpu(row)? / ceiling_per_cpu(rpc, *n)?))
+                .map(|r| format!(" {r:.2} |"))
+                .unwrap_or_else(|| " - |".into());
+            efficiency.push_str(&cell);
+        }
+        efficiency.push('\n');
+    }
+    println!("Requests per CPU-second of the server, as a ratio to the ceiling's:\n\n{efficiency}");
+
+    // Every point in detail.
+    let mut detail = String::from(
+        "| setup | RPC | in flight | req/s | vs ceiling | req per server CPU-s | mean µs | reply bytes | server CPU % | generator CPU % (cores) | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let order = ["ceiling", "GetBearer", "MintAccessToken", "ValidateWebhook"];
-    let mut labels: Vec<&String> = by_label.keys().collect();
-    labels.sort_by_key(|l| order.iter().position(|o| o == l).unwrap_or(order.len()));
-    for label in &labels {
-        for (inflight, row) in &by_label[*label] {
-            let base = ceiling.get(inflight);
-            let ratio = |key: &str| {
-                base.and_then(|b| b[key].as_f64())
-                    .filter(|b| *b > 0.0)
-                    .map(|b| format!("{:.2}", row[key].as_f64().unwrap_or(0.0) / b))
-                    .unwrap_or_else(|| "-".into())
-            };
-            let non_ok = row["requests"].as_u64().unwrap_or(0) - row["ok"].as_u64().unwrap_or(0);
+    for key in &keys {
+        let (setup, rpc) = key;
+        for (n, row) in &by[*key] {
+            let ratio = row["rps"]
+                .as_f64()
+                .zip(ceiling(rpc, *n))
+                .map(|(a, b)| format!("{:.2}", a / b))
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
-                table,
-                "| {label} | {inflight} | {:.0} | {} | {} | {} | {} | {} | {non_ok} |",
+                detail,
+                "| {setup} | {rpc} | {n} | {:.0} | {ratio} | {:.0} | {:.0} | {} | {} | {} ({}) | {} |",
                 row["rps"].as_f64().unwrap_or(0.0),
-                ratio("rps"),
-                row["p50_us"],
-                row["p99_us"],
-                row["p999_us"],
-                ratio("p99_us"),
+                per_cpu(row).unwrap_or(0.0),
+                row["mean_us"].as_f64().unwrap_or(0.0),
+                row["reply_bytes"],
+                row["server_cpu_pct"],
+                row["generator_cpu_pct"],
+                row["generator_cores"],
+                row["failed"],
             );
         }
     }
-    println!("{table}");
-    let series = |key: &str, scale: f64| -> Vec<Series> {
-        labels
-            .iter()
-            .map(|label| Series {
-                name: (*label).clone(),
-                points: by_label[*label]
+    println!("{detail}");
+
+    let series = |value: &dyn Fn(&str, u64, &serde_json::Value) -> f64| -> Vec<Series> {
+        keys.iter()
+            .map(|key| Series {
+                name: format!("{} {}", key.0, key.1),
+                points: by[*key]
                     .iter()
-                    .map(|(inflight, row)| {
-                        (
-                            inflight.to_string(),
-                            row[key].as_f64().unwrap_or(0.0) / scale,
-                        )
-                    })
+                    .map(|(n, row)| (n.to_string(), value(&key.1, *n, row)))
                     .collect(),
             })
             .collect()
     };
     let chart = svg(&[
         Panel {
-            title: "Throughput".into(),
-            unit: "requests/s".into(),
-            series: series("rps", 1.0),
+            title: "Throughput vs the do-nothing server".into(),
+            unit: "ratio".into(),
+            series: series(&|rpc, n, row| {
+                row["rps"].as_f64().unwrap_or(0.0) / ceiling(rpc, n).unwrap_or(f64::INFINITY)
+            }),
         },
         Panel {
-            title: "p99 latency".into(),
+            title: "Mean latency".into(),
             unit: "ms".into(),
-            series: series("p99_us", 1000.0),
+            series: series(&|_, _, row| row["mean_us"].as_f64().unwrap_or(0.0) / 1000.0),
         },
     ]);
     std::fs::write(&args.chart, chart)?;

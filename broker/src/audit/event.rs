@@ -34,7 +34,8 @@ pub struct AuditEvent {
     pub peer: String,
     /// Allowed or denied by policy.
     pub decision: Decision,
-    /// The gRPC status code name (`OK`, `PERMISSION_DENIED`, ...).
+    /// The gRPC status code name (`OK`, `PERMISSION_DENIED`, ...), or
+    /// `PENDING` in an intent event.
     pub status: &'static str,
     /// The status message for failures (written by the broker; no secrets).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +60,11 @@ pub struct AuditEvent {
     pub expires_at: Option<String>,
     /// Time spent serving the call, in microseconds.
     pub duration_us: u64,
+    /// `intent` for the event a mutation (PutCredential, DeleteCredential)
+    /// records before it touches the store (its status is then `PENDING`);
+    /// absent for the event recorded once the call is answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<&'static str>,
 }
 
 /// The longest request-derived string an event carries, in bytes.

@@ -259,3 +259,204 @@ fn a_non_required_sink_never_blocks_and_counts_every_drop() {
         ITERATIONS,
     );
 }
+
+/// The built-in file's protocol (`file_sink.rs`), modelled step for step:
+/// a recorder appends its event to the open batch under the queue lock and
+/// holds that batch's shared outcome; the writer swaps the open batch for a
+/// fresh one, writes it, then either sets the outcome (`sync = "batch"`) or
+/// hands it to the syncer, which makes the written lines durable and then
+/// sets it (`sync = "always"`). Checked over many interleavings: no lost
+/// wake-up (deadlock), an acknowledged event is written (and durable with
+/// `always`), each recorder's events are written in its order, and nothing
+/// acknowledged is lost.
+mod file_writer {
+    use shuttle::sync::{Arc, Condvar, Mutex};
+    use shuttle::thread;
+
+    const ITERATIONS: usize = 3_000;
+
+    /// `file_sink::Outcome`: set once, shared by a batch's waiters.
+    #[derive(Default)]
+    struct Outcome {
+        result: Mutex<Option<bool>>,
+        ready: Condvar,
+    }
+
+    impl Outcome {
+        fn set(&self, ok: bool) {
+            *self.result.lock().expect("outcome") = Some(ok);
+            self.ready.notify_all();
+        }
+
+        fn wait(&self) -> bool {
+            let mut result = self.result.lock().expect("outcome");
+            loop {
+                if let Some(ok) = *result {
+                    return ok;
+                }
+                result = self.ready.wait(result).expect("outcome");
+            }
+        }
+    }
+
+    struct Queue {
+        batch: Vec<u32>,
+        outcome: std::sync::Arc<Outcome>,
+        stopped: bool,
+    }
+
+    #[derive(Default)]
+    struct Disk {
+        written: Vec<u32>,
+        durable: Vec<u32>,
+    }
+
+    struct Sync {
+        waiters: Vec<std::sync::Arc<Outcome>>,
+        stopped: bool,
+    }
+
+    struct Shared {
+        queue: Mutex<Queue>,
+        wake: Condvar,
+        disk: Mutex<Disk>,
+        sync: Mutex<Sync>,
+        sync_wake: Condvar,
+        always: bool,
+    }
+
+    fn record(shared: &Shared, event: u32) -> bool {
+        let outcome = {
+            let mut queue = shared.queue.lock().expect("queue");
+            queue.batch.push(event);
+            let first = queue.batch.len() == 1;
+            let outcome = std::sync::Arc::clone(&queue.outcome);
+            drop(queue);
+            if first {
+                shared.wake.notify_one();
+            }
+            outcome
+        };
+        outcome.wait()
+    }
+
+    fn writer(shared: &Shared) {
+        loop {
+            let (batch, outcome, stopped) = {
+                let mut queue = shared.queue.lock().expect("queue");
+                while queue.batch.is_empty() && !queue.stopped {
+                    queue = shared.wake.wait(queue).expect("queue");
+                }
+                let batch = std::mem::take(&mut queue.batch);
+                let outcome =
+                    std::mem::replace(&mut queue.outcome, std::sync::Arc::new(Outcome::default()));
+                (batch, outcome, queue.stopped && queue.batch.is_empty())
+            };
+            if !batch.is_empty() {
+                shared.disk.lock().expect("disk").written.extend(&batch);
+                if shared.always {
+                    shared.sync.lock().expect("sync").waiters.push(outcome);
+                    shared.sync_wake.notify_one();
+                } else {
+                    outcome.set(true);
+                }
+            }
+            if stopped {
+                shared.sync.lock().expect("sync").stopped = true;
+                shared.sync_wake.notify_one();
+                return;
+            }
+        }
+    }
+
+    fn syncer(shared: &Shared) {
+        loop {
+            let (waiters, stopped) = {
+                let mut sync = shared.sync.lock().expect("sync");
+                while sync.waiters.is_empty() && !sync.stopped {
+                    sync = shared.sync_wake.wait(sync).expect("sync");
+                }
+                (std::mem::take(&mut sync.waiters), sync.stopped)
+            };
+            {
+                let mut disk = shared.disk.lock().expect("disk");
+                let written = disk.written.clone();
+                disk.durable = written;
+            }
+            for waiter in waiters {
+                waiter.set(true);
+            }
+            if stopped {
+                return;
+            }
+        }
+    }
+
+    fn run(always: bool) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                batch: Vec::new(),
+                outcome: std::sync::Arc::new(Outcome::default()),
+                stopped: false,
+            }),
+            wake: Condvar::new(),
+            disk: Mutex::new(Disk::default()),
+            sync: Mutex::new(Sync {
+                waiters: Vec::new(),
+                stopped: false,
+            }),
+            sync_wake: Condvar::new(),
+            always,
+        });
+        let writer_thread = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || writer(&shared))
+        };
+        let syncer_thread = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || syncer(&shared))
+        };
+        let recorders: Vec<_> = (0..2u32)
+            .map(|r| {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    for i in 0..2 {
+                        let event = r * 10 + i;
+                        assert!(record(&shared, event));
+                        let disk = shared.disk.lock().expect("disk");
+                        assert!(disk.written.contains(&event), "acknowledged before written");
+                        if always {
+                            assert!(disk.durable.contains(&event), "acknowledged before fsync");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for recorder in recorders {
+            recorder.join().expect("recorder");
+        }
+        shared.queue.lock().expect("queue").stopped = true;
+        shared.wake.notify_one();
+        writer_thread.join().expect("writer");
+        syncer_thread.join().expect("syncer");
+        let written = shared.disk.lock().expect("disk").written.clone();
+        for r in 0..2u32 {
+            let mine: Vec<u32> = written.iter().copied().filter(|e| e / 10 == r).collect();
+            assert_eq!(
+                mine,
+                vec![r * 10, r * 10 + 1],
+                "lost or reordered: {written:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_mode_acks_only_written_events_in_order_and_loses_none() {
+        shuttle::check_random(|| run(false), ITERATIONS);
+    }
+
+    #[test]
+    fn always_mode_acks_only_durable_events_in_order_and_loses_none() {
+        shuttle::check_random(|| run(true), ITERATIONS);
+    }
+}

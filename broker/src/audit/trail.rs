@@ -1,4 +1,7 @@
-//! Fan-out of events to sinks, each behind its own worker and bounded queue.
+//! Fan-out of events to sinks. The event is serialised once, on the
+//! request's own thread; the built-in file takes it into its open batch
+//! (`file_sink.rs`: dedicated writer and syncer threads); each plugin sink
+//! has its own worker task and bounded queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,6 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::chain::Gap;
+use super::file_sink::{FileSink, Outcome, Submitted};
 use super::{AuditEvent, AuditSink};
 use crate::error::Error;
 
@@ -17,7 +22,8 @@ pub struct SinkOptions {
     pub required: bool,
     /// How long a request waits for a required sink.
     pub deadline: Duration,
-    /// Queue length; a full queue drops events of a non-required sink.
+    /// Queue length; a full queue drops events of a non-required sink (and
+    /// a gap record says so in its chain).
     pub queue: usize,
 }
 
@@ -33,8 +39,11 @@ impl Default for SinkOptions {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// A serialised event (a JSON object) and its trail-wide number.
+type Serialized = (Arc<[u8]>, u64);
+
 enum Job {
-    Event(Arc<AuditEvent>, Option<Ack>),
+    Event(Serialized, Option<Ack>),
     Flush(Ack),
     Reopen(Ack),
 }
@@ -44,18 +53,38 @@ struct SinkHandle {
     options: SinkOptions,
     tx: mpsc::Sender<Job>,
     dropped: AtomicU64,
+    gap: Arc<std::sync::Mutex<Option<Gap>>>,
+}
+
+struct FileHandle {
+    sink: FileSink,
+    options: SinkOptions,
+    dropped: AtomicU64,
 }
 
 /// Every configured sink.
 #[derive(Default)]
 pub struct AuditTrail {
     sinks: Vec<SinkHandle>,
+    files: Vec<FileHandle>,
+    next_event: AtomicU64,
 }
 
 /// Most events a worker hands to its sink at once.
 const MAX_BATCH: usize = 512;
 /// How long an idle worker waits before asking its sink to flush.
 const IDLE_FLUSH: Duration = Duration::from_millis(100);
+
+/// RPCs that change the store: an intent event is recorded before they do.
+pub const MUTATIONS: [&str; 2] = ["PutCredential", "DeleteCredential"];
+
+fn unavailable(reason: &str) -> Error {
+    metrics::counter!("twilio_broker_audit_failures_total").increment(1);
+    tracing::error!(%reason, "required audit sink failed; refusing the request");
+    Error::Unavailable(format!(
+        "the request was refused because it could not be audited ({reason})"
+    ))
+}
 
 impl AuditTrail {
     /// No sinks: events are dropped (the audit log is off).
@@ -67,67 +96,134 @@ impl AuditTrail {
     pub fn add(&mut self, sink: Arc<dyn AuditSink>, options: SinkOptions) {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let name = sink.name().to_owned();
-        tokio::spawn(worker(sink, rx));
+        let gap = Arc::new(std::sync::Mutex::new(None));
+        tokio::spawn(worker(sink, rx, Arc::clone(&gap)));
         self.sinks.push(SinkHandle {
             name,
             options,
             tx,
+            dropped: AtomicU64::new(0),
+            gap,
+        });
+    }
+
+    /// Adds the built-in file (its threads are already running).
+    pub fn add_file(&mut self, sink: FileSink, options: SinkOptions) {
+        self.files.push(FileHandle {
+            sink,
+            options,
             dropped: AtomicU64::new(0),
         });
     }
 
     /// True when at least one sink is configured.
     pub fn is_enabled(&self) -> bool {
-        !self.sinks.is_empty()
+        !self.sinks.is_empty() || !self.files.is_empty()
+    }
+
+    /// For `PutCredential` and `DeleteCredential`: records an intent event
+    /// (`phase: "intent"`, status `PENDING`) before the store changes, so a
+    /// mutation that cannot be audited never happens. Other RPCs: nothing.
+    pub async fn record_intent(&self, event: &AuditEvent) -> Result<(), Error> {
+        if !self.is_enabled() || !MUTATIONS.contains(&event.rpc) {
+            return Ok(());
+        }
+        let mut intent = event.clone();
+        intent.phase = Some("intent");
+        intent.status = "PENDING";
+        self.record(intent).await
     }
 
     /// Hands `event` to every sink. Fails (UNAVAILABLE) when a required sink
     /// does not record it within its deadline.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Error> {
-        let event = Arc::new(event);
-        let mut waits = Vec::new();
-        for sink in &self.sinks {
-            if sink.options.required {
-                let (ack, done) = oneshot::channel();
-                let job = Job::Event(Arc::clone(&event), Some(ack));
-                waits.push(async move {
-                    let outcome = tokio::time::timeout(sink.options.deadline, async {
-                        sink.tx
-                            .send(job)
-                            .await
-                            .map_err(|_| "its worker stopped".to_owned())?;
-                        done.await.map_err(|_| "its worker stopped".to_owned())?
-                    })
-                    .await;
-                    match outcome {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(reason)) => {
-                            Err(format!("audit sink {} failed: {reason}", sink.name))
-                        }
-                        Err(_) => Err(format!(
-                            "audit sink {} did not record within {} ms",
-                            sink.name,
-                            sink.options.deadline.as_millis()
-                        )),
-                    }
-                });
-            } else if sink
-                .tx
-                .try_send(Job::Event(Arc::clone(&event), None))
-                .is_err()
-            {
-                sink.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("twilio_broker_audit_dropped_total", "sink" => sink.name.clone())
-                    .increment(1);
+        let started = tokio::time::Instant::now();
+        let json = serde_json::to_vec(&event)
+            .map_err(|e| unavailable(&format!("the event did not serialise: {e}")))?;
+        let number = self.next_event.fetch_add(1, Ordering::Relaxed);
+        let mut waits: Vec<(&FileHandle, Arc<Outcome>)> = Vec::new();
+        for file in &self.files {
+            match file.sink.submit(&json, number, file.options.required) {
+                Submitted::Wait(outcome) => waits.push((file, outcome)),
+                Submitted::Queued => {}
+                Submitted::Dropped => {
+                    file.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("twilio_broker_audit_dropped_total", "sink" => file.sink.name().to_owned())
+                        .increment(1);
+                }
+                Submitted::Full => {
+                    return Err(unavailable(&format!(
+                        "audit sink {} has {} events waiting",
+                        file.sink.name(),
+                        file.options.queue
+                    )));
+                }
             }
         }
-        for result in futures::future::join_all(waits).await {
+        let mut plugin_waits = Vec::new();
+        if !self.sinks.is_empty() {
+            let shared: Serialized = (Arc::from(json), number);
+            for sink in &self.sinks {
+                if sink.options.required {
+                    let (ack, done) = oneshot::channel();
+                    let job = Job::Event(shared.clone(), Some(ack));
+                    plugin_waits.push(async move {
+                        let outcome = tokio::time::timeout(sink.options.deadline, async {
+                            sink.tx
+                                .send(job)
+                                .await
+                                .map_err(|_| "its worker stopped".to_owned())?;
+                            done.await.map_err(|_| "its worker stopped".to_owned())?
+                        })
+                        .await;
+                        match outcome {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(reason)) => {
+                                Err(format!("audit sink {} failed: {reason}", sink.name))
+                            }
+                            Err(_) => Err(format!(
+                                "audit sink {} did not record within {} ms",
+                                sink.name,
+                                sink.options.deadline.as_millis()
+                            )),
+                        }
+                    });
+                } else if sink.tx.try_send(Job::Event(shared.clone(), None)).is_err() {
+                    sink.dropped.fetch_add(1, Ordering::Relaxed);
+                    Gap::add(
+                        &mut sink
+                            .gap
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        number,
+                    );
+                    metrics::counter!("twilio_broker_audit_dropped_total", "sink" => sink.name.clone())
+                        .increment(1);
+                }
+            }
+        }
+        for (file, outcome) in waits {
+            let deadline = started + file.options.deadline;
+            match tokio::time::timeout_at(deadline, outcome.wait()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    return Err(unavailable(&format!(
+                        "audit sink {} failed: {reason}",
+                        file.sink.name()
+                    )));
+                }
+                Err(_) => {
+                    return Err(unavailable(&format!(
+                        "audit sink {} did not record within {} ms",
+                        file.sink.name(),
+                        file.options.deadline.as_millis()
+                    )));
+                }
+            }
+        }
+        for result in futures::future::join_all(plugin_waits).await {
             if let Err(reason) = result {
-                metrics::counter!("twilio_broker_audit_failures_total").increment(1);
-                tracing::error!(%reason, "required audit sink failed; refusing the request");
-                return Err(Error::Unavailable(format!(
-                    "the request was refused because it could not be audited ({reason})"
-                )));
+                return Err(unavailable(&reason));
             }
         }
         Ok(())
@@ -135,20 +231,41 @@ impl AuditTrail {
 
     /// Events dropped by non-required sinks, by sink name.
     pub fn dropped(&self) -> Vec<(String, u64)> {
+        let files = self
+            .files
+            .iter()
+            .map(|f| (f.sink.name().to_owned(), f.dropped.load(Ordering::Relaxed)));
         self.sinks
             .iter()
             .map(|s| (s.name.clone(), s.dropped.load(Ordering::Relaxed)))
+            .chain(files)
             .collect()
     }
 
-    /// Flushes every sink (shutdown).
+    /// Flushes every sink (shutdown): signs a checkpoint, syncs, anchors.
     pub async fn flush(&self) {
+        for file in &self.files {
+            self.control_file(file, file.sink.flush()).await;
+        }
         self.control(Job::Flush).await;
     }
 
     /// Reopens every sink (SIGHUP).
     pub async fn reopen(&self) {
+        for file in &self.files {
+            self.control_file(file, file.sink.reopen()).await;
+        }
         self.control(Job::Reopen).await;
+    }
+
+    async fn control_file(&self, file: &FileHandle, outcome: Arc<Outcome>) {
+        match tokio::time::timeout(file.options.deadline, outcome.wait()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                tracing::error!(sink = %file.sink.name(), %reason, "audit sink control failed")
+            }
+            Err(_) => tracing::error!(sink = %file.sink.name(), "audit sink did not answer"),
+        }
     }
 
     async fn control(&self, make: fn(Ack) -> Job) {
@@ -170,8 +287,12 @@ impl AuditTrail {
     }
 }
 
-async fn worker(sink: Arc<dyn AuditSink>, mut rx: mpsc::Receiver<Job>) {
-    let mut pending: Vec<(Arc<AuditEvent>, Option<Ack>)> = Vec::new();
+async fn worker(
+    sink: Arc<dyn AuditSink>,
+    mut rx: mpsc::Receiver<Job>,
+    gap: Arc<std::sync::Mutex<Option<Gap>>>,
+) {
+    let mut pending: Vec<(Serialized, Option<Ack>)> = Vec::new();
     loop {
         let first = match tokio::time::timeout(IDLE_FLUSH, rx.recv()).await {
             Ok(Some(job)) => job,
@@ -198,11 +319,38 @@ async fn worker(sink: Arc<dyn AuditSink>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let dropped = gap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(dropped) = dropped
+            && let Err(err) = sink.record_gap(dropped).await
+        {
+            tracing::error!(sink = sink.name(), %err, "audit sink failed to record a gap");
+            let mut again = gap
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let merged = again.get_or_insert(dropped);
+            if *merged != dropped {
+                merged.dropped += dropped.dropped;
+                merged.first_event = merged.first_event.min(dropped.first_event);
+                merged.last_event = merged.last_event.max(dropped.last_event);
+            }
+        }
         if !pending.is_empty() {
-            let batch: Vec<Arc<AuditEvent>> = pending.iter().map(|(e, _)| Arc::clone(e)).collect();
+            let batch: Vec<Arc<[u8]>> = pending.iter().map(|((e, _), _)| Arc::clone(e)).collect();
             let result = sink.record(&batch).await.map_err(|e| e.0);
             if let Err(reason) = &result {
                 tracing::error!(sink = sink.name(), %reason, "audit sink failed to record");
+                // Events nobody waits for would vanish silently: a gap says so.
+                let mut lost = gap
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for ((_, number), ack) in &pending {
+                    if ack.is_none() {
+                        Gap::add(&mut lost, *number);
+                    }
+                }
             }
             for (_, ack) in pending.drain(..) {
                 if let Some(ack) = ack {
@@ -219,5 +367,109 @@ async fn worker(sink: Arc<dyn AuditSink>, mut rx: mpsc::Receiver<Job>) {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::audit::AuditError;
+
+    /// A slow sink that remembers what it got, gaps included.
+    #[derive(Default)]
+    struct Slow {
+        events: Mutex<u64>,
+        gaps: Mutex<Vec<Gap>>,
+    }
+
+    #[async_trait::async_trait]
+    impl AuditSink for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        async fn record(&self, batch: &[Arc<[u8]>]) -> Result<(), AuditError> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            *self.events.lock().expect("events") += batch.len() as u64;
+            Ok(())
+        }
+        async fn record_gap(&self, gap: Gap) -> Result<(), AuditError> {
+            self.gaps.lock().expect("gaps").push(gap);
+            Ok(())
+        }
+        async fn flush(&self) -> Result<(), AuditError> {
+            Ok(())
+        }
+    }
+
+    fn event() -> AuditEvent {
+        AuditEvent {
+            time: String::new(),
+            request_id: String::new(),
+            rpc: "ListCredentials",
+            caller: "anonymous".into(),
+            transport: "plaintext",
+            peer: String::new(),
+            decision: crate::audit::Decision::Allow,
+            status: "OK",
+            message: None,
+            credential: None,
+            grants: Vec::new(),
+            identity: None,
+            ttl_seconds: None,
+            jti: None,
+            expires_at: None,
+            duration_us: 0,
+            phase: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_optional_queue_leaves_gap_records_that_account_for_every_drop() {
+        let sink = Arc::new(Slow::default());
+        let mut trail = AuditTrail::disabled();
+        trail.add(
+            Arc::clone(&sink) as Arc<dyn AuditSink>,
+            SinkOptions {
+                required: false,
+                deadline: Duration::from_secs(1),
+                queue: 2,
+            },
+        );
+        for _ in 0..200 {
+            trail.record(event()).await.expect("never fails");
+        }
+        let dropped = trail.dropped()[0].1;
+        assert!(dropped > 0, "nothing was dropped");
+        // One more event after the queue drains carries the last gap out.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trail.record(event()).await.expect("never fails");
+        trail.flush().await;
+        let gaps = sink.gaps.lock().expect("gaps").clone();
+        let in_gaps: u64 = gaps.iter().map(|g| g.dropped).sum();
+        assert_eq!(in_gaps, dropped, "{gaps:?}");
+        let recorded = *sink.events.lock().expect("events");
+        assert_eq!(recorded + dropped, 201);
+        assert!(
+            gaps.iter()
+                .all(|g| g.first_event <= g.last_event && g.last_event <= 200)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_intent_is_recorded_only_for_mutations() {
+        let sink = Arc::new(Slow::default());
+        let mut trail = AuditTrail::disabled();
+        trail.add(
+            Arc::clone(&sink) as Arc<dyn AuditSink>,
+            SinkOptions::default(),
+        );
+        trail.record_intent(&event()).await.expect("recorded");
+        assert_eq!(*sink.events.lock().expect("events"), 0);
+        let mut put = event();
+        put.rpc = "PutCredential";
+        trail.record_intent(&put).await.expect("recorded");
+        assert_eq!(*sink.events.lock().expect("events"), 1);
     }
 }

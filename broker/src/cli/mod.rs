@@ -54,7 +54,7 @@ enum Command {
     /// Check the caller policy file, or reload a running broker's.
     #[command(subcommand)]
     Policy(policy::Command),
-    /// Verify audit files.
+    /// Verify audit files (links, signed checkpoints, truncation); print the checkpoint public key.
     #[command(subcommand)]
     Audit(audit::Command),
     /// Print a new random master key (base64 of 32 bytes) to stdout.
@@ -85,6 +85,7 @@ pub fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::audit::on_worker_park)
         .build()
     {
         Ok(runtime) => runtime,

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::audit::{AuditTrail, ChainKey, FileSink, PluginSink, SinkOptions};
+use crate::audit::{AuditTrail, FileOptions, FileSink, PluginSink, SinkOptions};
 use crate::config::{FileConfig, LogFormat};
 use crate::master_key::MasterKey;
 use crate::plugin_host::Plugins;
 use crate::policy::{PolicyEngine, Source};
 use crate::server::{self, State};
+use crate::state_file::StateFile;
 use crate::store::{SledStore, Store, Vault};
 use crate::transport::{ListenerSpec, TlsSettings};
 
@@ -55,6 +56,10 @@ pub struct Args {
     /// high-water mark (a restored backup); the mark is lowered to it.
     #[arg(long)]
     accept_rollback: bool,
+    /// Start even though the audit file ends before the head anchored in the
+    /// state file (lines were cut); the acceptance is recorded in the chain.
+    #[arg(long)]
+    accept_audit_truncation: bool,
     /// Prometheus metrics listener, e.g. 127.0.0.1:9464.
     #[arg(long, env = "TWILIO_BROKER_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -183,9 +188,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .oauth
         .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
-    let audit = audit_trail(&args, &file, &key, &plugins)?;
     crate::store::vault::check_master_key(store.as_ref(), &key).await?;
     let state_file = open_state_file(&args, &file, data_dir.as_deref(), &key)?;
+    let audit = audit_trail(&args, &file, &key, &plugins, state_file.as_ref()).await?;
     let options = crate::store::vault::VaultOptions {
         state_file,
         accept_rollback: args.accept_rollback,
@@ -244,7 +249,8 @@ fn open_state_file(
             return Ok(None);
         }
         (None, None) => anyhow::bail!(
-            "no state file: pass --state-file, set TWILIO_BROKER_STATE_FILE or `state_file` in              the config (a path outside the data directory and the database)"
+            "no state file: pass --state-file, set TWILIO_BROKER_STATE_FILE or `state_file` in \
+             the config (a path outside the data directory and the database)"
         ),
     };
     Ok(Some(Arc::new(crate::state_file::StateFile::open(
@@ -299,20 +305,29 @@ fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<Listener
     Ok(specs)
 }
 
-fn audit_trail(
+async fn audit_trail(
     args: &Args,
     file: &FileConfig,
     key: &MasterKey,
     plugins: &Plugins,
+    state: Option<&Arc<StateFile>>,
 ) -> anyhow::Result<AuditTrail> {
     let mut trail = AuditTrail::disabled();
+    let file_options = FileOptions {
+        sync: file.audit.sync,
+        checkpoint_events: file.audit.checkpoint_events.max(1),
+        checkpoint_interval: std::time::Duration::from_millis(file.audit.checkpoint_ms),
+        accept_truncation: args.accept_audit_truncation,
+        queue: file.audit.queue,
+    };
     for sink in &plugins.audit {
         let options = SinkOptions {
             required: sink.required(),
             deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
             queue: file.audit.queue,
         };
-        trail.add(Arc::new(PluginSink::new(Arc::clone(sink))), options);
+        let chained = PluginSink::new(Arc::clone(sink), key, state.cloned(), &file_options);
+        trail.add(Arc::new(chained), options);
         tracing::info!(
             plugin = sink.name(),
             required = options.required,
@@ -320,14 +335,24 @@ fn audit_trail(
         );
     }
     if let Some(path) = args.audit_file.clone().or(file.audit.file.clone()) {
-        let sink = FileSink::open(&path, ChainKey::derive(key))?;
+        let (path2, key2, state2, options2) = (
+            path.clone(),
+            key.clone(),
+            state.cloned(),
+            file_options.clone(),
+        );
+        // Start-up reads the file's tail: off the executor.
+        let sink =
+            tokio::task::spawn_blocking(move || FileSink::open(&path2, &key2, state2, options2))
+                .await??;
         let options = SinkOptions {
             required: file.audit.required,
             deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
             queue: file.audit.queue,
         };
-        trail.add(Arc::new(sink), options);
-        tracing::info!(file = %path.display(), required = options.required, "audit trail on");
+        trail.add_file(sink, options);
+        tracing::info!(file = %path.display(), required = options.required,
+            sync = ?file.audit.sync, "audit trail on");
     } else if !trail.is_enabled() {
         tracing::warn!("no audit sink configured: decisions are not recorded (set [audit] file)");
     }

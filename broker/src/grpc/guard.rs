@@ -103,10 +103,15 @@ where
         jti: None,
         expires_at: None,
         duration_us: 0,
+        phase: None,
     };
     let result = match admit(state, &caller, request, &mut event) {
         Err(refused) => Err(refused),
-        Ok(checked) => handle(checked, Arc::clone(&caller)).await,
+        // A mutation records its intent first: unaudited, nothing changes.
+        Ok(checked) => match state.audit.record_intent(&event).await {
+            Ok(()) => handle(checked, Arc::clone(&caller)).await,
+            Err(unaudited) => Err(unaudited),
+        },
     };
     let answer = match result {
         Ok(response) => {

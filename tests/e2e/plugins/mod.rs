@@ -9,7 +9,7 @@
 
 mod check;
 mod host;
-mod libs;
+pub(crate) mod libs;
 mod new;
 mod pin;
 mod postgres;

@@ -222,9 +222,11 @@ async fn audit_plugins_receive_every_event_and_a_failing_required_one_fails_clos
         .unwrap();
     let mut lines = Vec::new();
     for _ in 0..50 {
+        // Answered-call events only: the chain's records and intents aside.
         lines = std::fs::read_to_string(&events)
             .unwrap_or_default()
             .lines()
+            .filter(|l| !l.contains("\"record\":") && !l.contains("\"phase\":"))
             .map(str::to_owned)
             .collect();
         if lines.len() >= 2 {
