@@ -251,6 +251,7 @@ impl Chain {
             hex(&self.prev)
         };
         let record = serde_json::json!({
+            "version": "1",
             "record": "start",
             "format": FORMAT,
             "continues": continues,
@@ -264,7 +265,7 @@ impl Chain {
     pub fn push_checkpoint(&mut self, out: &mut Vec<u8>, signer: &Signer) {
         let signature = signer.sign(self.next_seq, &self.prev);
         let record = format!(
-            "{{\"record\":\"checkpoint\",\"time\":\"{}\",\"sig\":\"{}\"}}",
+            "{{\"version\":\"1\",\"record\":\"checkpoint\",\"time\":\"{}\",\"sig\":\"{}\"}}",
             super::rfc3339(std::time::SystemTime::now()),
             hex(&signature)
         );
@@ -277,7 +278,7 @@ impl Chain {
     /// `first..=last`) did not fit a non-required sink's queue.
     pub fn push_gap(&mut self, out: &mut Vec<u8>, gap: &Gap) {
         let record = format!(
-            "{{\"record\":\"gap\",\"time\":\"{}\",\"dropped\":{},\"first_event\":{},\"last_event\":{}}}",
+            "{{\"version\":\"1\",\"record\":\"gap\",\"time\":\"{}\",\"dropped\":{},\"first_event\":{},\"last_event\":{}}}",
             super::rfc3339(std::time::SystemTime::now()),
             gap.dropped,
             gap.first_event,
@@ -290,6 +291,7 @@ impl Chain {
     /// before its anchored head.
     pub fn push_truncation(&mut self, out: &mut Vec<u8>, anchored: &Anchor) {
         let record = serde_json::json!({
+            "version": "1",
             "record": "truncation",
             "time": super::rfc3339(std::time::SystemTime::now()),
             "anchored_seq": anchored.seq,
