@@ -351,7 +351,13 @@ async fn a_rejected_client_is_remembered_not_retried() {
         let err = w.error(0).await;
         let text = err.to_string();
         assert!(
-            matches!(err, Error::TwilioRejected { twilio_code: Some(20003), .. }),
+            matches!(
+                err,
+                Error::TwilioRejected {
+                    twilio_code: Some(20003),
+                    ..
+                }
+            ),
             "{text}"
         );
         assert!(text.contains("20003") && text.contains(NAME), "{text}");
@@ -421,10 +427,7 @@ async fn min_ttl_forces_a_fresh_token_and_refuses_the_impossible() {
     advance(10.0).await;
     for min_ttl in [3599, 7200] {
         let err = w.error(min_ttl).await;
-        assert!(
-            matches!(err, Error::MinTtlUnreachable { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, Error::MinTtlUnreachable { .. }), "{err}");
     }
     assert_eq!(w.fake.calls(), 2, "impossible asks cost no request");
 }

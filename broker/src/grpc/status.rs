@@ -90,7 +90,9 @@ fn whole_seconds(wait: Duration) -> u64 {
 fn row(err: &Error, request_id: &str) -> Row {
     use Code::*;
     match err {
-        Error::InvalidField { field, .. } => Row::new(InvalidArgument, "INVALID_FIELD").with("field", field),
+        Error::InvalidField { field, .. } => {
+            Row::new(InvalidArgument, "INVALID_FIELD").with("field", field)
+        }
         Error::MinTtlUnreachable {
             credential,
             min_ttl,
@@ -147,9 +149,7 @@ fn row(err: &Error, request_id: &str) -> Row {
         Error::IdentityRequired { rpc } => {
             Row::new(Unauthenticated, "IDENTITY_REQUIRED").with("rpc", rpc)
         }
-        Error::CertificateRefused { .. } => {
-            Row::new(Unauthenticated, "CLIENT_CERTIFICATE_REFUSED")
-        }
+        Error::CertificateRefused { .. } => Row::new(Unauthenticated, "CLIENT_CERTIFICATE_REFUSED"),
         Error::Denied { caller, .. } => Row::new(PermissionDenied, "DENIED").with("caller", caller),
         Error::RateLimited {
             caller,
@@ -173,7 +173,9 @@ pub fn to_status(err: Error, request_id: &str) -> Status {
     let message = match &err {
         Error::Internal(chain) => {
             tracing::error!(%request_id, error = %format!("{chain:#}"), "internal error");
-            format!("internal error; the broker's log has the details under request id {request_id}")
+            format!(
+                "internal error; the broker's log has the details under request id {request_id}"
+            )
         }
         other => other.to_string(),
     };
@@ -217,26 +219,67 @@ mod tests {
 
     /// Every variant, with the code, reason, metadata and retry delay it must get.
     #[allow(clippy::type_complexity)]
-    fn table() -> Vec<(Error, Code, &'static str, &'static [(&'static str, &'static str)], Option<u64>)> {
+    fn table() -> Vec<(
+        Error,
+        Code,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Option<u64>,
+    )> {
         let secs = Duration::from_secs;
         vec![
-            (Error::invalid("api_key.secret", "must not be empty"), Code::InvalidArgument, "INVALID_FIELD", &[("field", "api_key.secret")], None),
             (
-                Error::MinTtlUnreachable { credential: "c".into(), min_ttl: secs(7200), lifetime: secs(3000) },
+                Error::invalid("api_key.secret", "must not be empty"),
                 Code::InvalidArgument,
-                "MIN_TTL_UNREACHABLE",
-                &[("field", "min_ttl_seconds"), ("credential", "c"), ("min_ttl_seconds", "7200"), ("lifetime_seconds", "3000")],
+                "INVALID_FIELD",
+                &[("field", "api_key.secret")],
                 None,
             ),
-            (Error::CredentialNotFound { name: "c".into() }, Code::NotFound, "CREDENTIAL_NOT_FOUND", &[("credential", "c")], None),
             (
-                Error::WrongCredentialKind { credential: "c".into(), kind: "auth_token", rpc: "GetBearer", needed: "an oauth_client credential", advice: "" },
+                Error::MinTtlUnreachable {
+                    credential: "c".into(),
+                    min_ttl: secs(7200),
+                    lifetime: secs(3000),
+                },
+                Code::InvalidArgument,
+                "MIN_TTL_UNREACHABLE",
+                &[
+                    ("field", "min_ttl_seconds"),
+                    ("credential", "c"),
+                    ("min_ttl_seconds", "7200"),
+                    ("lifetime_seconds", "3000"),
+                ],
+                None,
+            ),
+            (
+                Error::CredentialNotFound { name: "c".into() },
+                Code::NotFound,
+                "CREDENTIAL_NOT_FOUND",
+                &[("credential", "c")],
+                None,
+            ),
+            (
+                Error::WrongCredentialKind {
+                    credential: "c".into(),
+                    kind: "auth_token",
+                    rpc: "GetBearer",
+                    needed: "an oauth_client credential",
+                    advice: "",
+                },
                 Code::FailedPrecondition,
                 "WRONG_CREDENTIAL_KIND",
                 &[("credential", "c"), ("kind", "auth_token")],
                 None,
             ),
-            (Error::RestrictedKey { credential: "c".into() }, Code::FailedPrecondition, "RESTRICTED_KEY", &[("credential", "c")], None),
+            (
+                Error::RestrictedKey {
+                    credential: "c".into(),
+                },
+                Code::FailedPrecondition,
+                "RESTRICTED_KEY",
+                &[("credential", "c")],
+                None,
+            ),
             (
                 Error::TwilioRejected {
                     credential: "c".into(),
@@ -249,42 +292,148 @@ mod tests {
                 },
                 Code::FailedPrecondition,
                 "TWILIO_REJECTED",
-                &[("credential", "c"), ("http_status", "401"), ("twilio_code", "20003"), ("retry_after_seconds", "30")],
+                &[
+                    ("credential", "c"),
+                    ("http_status", "401"),
+                    ("twilio_code", "20003"),
+                    ("retry_after_seconds", "30"),
+                ],
                 None,
             ),
             (
-                Error::TwilioUnreachable { credential: "c".into(), detail: "timed out".into(), retry_after: Some(secs(5)) },
+                Error::TwilioUnreachable {
+                    credential: "c".into(),
+                    detail: "timed out".into(),
+                    retry_after: Some(secs(5)),
+                },
                 Code::Unavailable,
                 "TWILIO_UNREACHABLE",
                 &[("credential", "c"), ("retry_after_seconds", "5")],
                 Some(5),
             ),
-            (Error::CredentialUnreadable { credential: "c".into(), detail: "bad tag".into() }, Code::FailedPrecondition, "CREDENTIAL_UNREADABLE", &[("credential", "c")], None),
-            (Error::from(StoreError::Unsealable { key: "manifest".into(), reason: "bad tag".into() }), Code::FailedPrecondition, "RECORD_UNREADABLE", &[("record", "manifest")], None),
-            (Error::PolicyNotReloaded { detail: "line 3".into() }, Code::FailedPrecondition, "POLICY_NOT_RELOADED", &[], None),
-            (Error::NeedsRunningBroker { what: "reviewing a stored credential" }, Code::FailedPrecondition, "NEEDS_RUNNING_BROKER", &[], None),
-            (Error::IdentityRequired { rpc: "GetBearer" }, Code::Unauthenticated, "IDENTITY_REQUIRED", &[("rpc", "GetBearer")], None),
-            (Error::CertificateRefused { detail: "no SAN".into() }, Code::Unauthenticated, "CLIENT_CERTIFICATE_REFUSED", &[], None),
-            (Error::Denied { caller: "uid:1".into(), action: "GetBearer".into() }, Code::PermissionDenied, "DENIED", &[("caller", "uid:1")], None),
             (
-                Error::RateLimited { caller: "uid:1".into(), retry_after: Duration::from_millis(200) },
+                Error::CredentialUnreadable {
+                    credential: "c".into(),
+                    detail: "bad tag".into(),
+                },
+                Code::FailedPrecondition,
+                "CREDENTIAL_UNREADABLE",
+                &[("credential", "c")],
+                None,
+            ),
+            (
+                Error::from(StoreError::Unsealable {
+                    key: "manifest".into(),
+                    reason: "bad tag".into(),
+                }),
+                Code::FailedPrecondition,
+                "RECORD_UNREADABLE",
+                &[("record", "manifest")],
+                None,
+            ),
+            (
+                Error::PolicyNotReloaded {
+                    detail: "line 3".into(),
+                },
+                Code::FailedPrecondition,
+                "POLICY_NOT_RELOADED",
+                &[],
+                None,
+            ),
+            (
+                Error::NeedsRunningBroker {
+                    what: "reviewing a stored credential",
+                },
+                Code::FailedPrecondition,
+                "NEEDS_RUNNING_BROKER",
+                &[],
+                None,
+            ),
+            (
+                Error::IdentityRequired { rpc: "GetBearer" },
+                Code::Unauthenticated,
+                "IDENTITY_REQUIRED",
+                &[("rpc", "GetBearer")],
+                None,
+            ),
+            (
+                Error::CertificateRefused {
+                    detail: "no SAN".into(),
+                },
+                Code::Unauthenticated,
+                "CLIENT_CERTIFICATE_REFUSED",
+                &[],
+                None,
+            ),
+            (
+                Error::Denied {
+                    caller: "uid:1".into(),
+                    action: "GetBearer".into(),
+                },
+                Code::PermissionDenied,
+                "DENIED",
+                &[("caller", "uid:1")],
+                None,
+            ),
+            (
+                Error::RateLimited {
+                    caller: "uid:1".into(),
+                    retry_after: Duration::from_millis(200),
+                },
                 Code::ResourceExhausted,
                 "RATE_LIMITED",
                 &[("caller", "uid:1"), ("retry_after_seconds", "1")],
                 Some(0),
             ),
             (
-                Error::TooManyRefusals { source_addr: "10.0.0.1".into(), retry_after: secs(2) },
+                Error::TooManyRefusals {
+                    source_addr: "10.0.0.1".into(),
+                    retry_after: secs(2),
+                },
                 Code::ResourceExhausted,
                 "TOO_MANY_REFUSALS",
                 &[("retry_after_seconds", "2")],
                 Some(2),
             ),
-            (Error::NotAudited { detail: "sink file is full".into() }, Code::Unavailable, "NOT_AUDITED", &[], None),
-            (Error::ConcurrentChange { what: "credential \"c\"".into() }, Code::Unavailable, "CONCURRENT_CHANGE", &[], None),
-            (Error::from(StoreError::Unavailable("connection refused".into())), Code::Unavailable, "STORAGE_UNAVAILABLE", &[], None),
-            (Error::from(StoreError::Backend(SECRET.into())), Code::Internal, "INTERNAL", &[("request_id", "req-1")], None),
-            (Error::Internal(anyhow::anyhow!("{SECRET}")), Code::Internal, "INTERNAL", &[("request_id", "req-1")], None),
+            (
+                Error::NotAudited {
+                    detail: "sink file is full".into(),
+                },
+                Code::Unavailable,
+                "NOT_AUDITED",
+                &[],
+                None,
+            ),
+            (
+                Error::ConcurrentChange {
+                    what: "credential \"c\"".into(),
+                },
+                Code::Unavailable,
+                "CONCURRENT_CHANGE",
+                &[],
+                None,
+            ),
+            (
+                Error::from(StoreError::Unavailable("connection refused".into())),
+                Code::Unavailable,
+                "STORAGE_UNAVAILABLE",
+                &[],
+                None,
+            ),
+            (
+                Error::from(StoreError::Backend(SECRET.into())),
+                Code::Internal,
+                "INTERNAL",
+                &[("request_id", "req-1")],
+                None,
+            ),
+            (
+                Error::Internal(anyhow::anyhow!("{SECRET}")),
+                Code::Internal,
+                "INTERNAL",
+                &[("request_id", "req-1")],
+                None,
+            ),
         ]
     }
 
@@ -308,7 +457,11 @@ mod tests {
                 .map(|d| d.as_secs());
             assert_eq!(retry, retry_secs, "{shown}");
             assert!(!status.message().is_empty(), "{shown}");
-            assert!(!status.message().contains(SECRET), "{shown}: {}", status.message());
+            assert!(
+                !status.message().contains(SECRET),
+                "{shown}: {}",
+                status.message()
+            );
             assert!(
                 reason.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "{reason} is UPPER_SNAKE"
@@ -333,7 +486,11 @@ mod tests {
             },
             "r",
         );
-        assert!(status.message().contains("ask for less"), "{}", status.message());
+        assert!(
+            status.message().contains("ask for less"),
+            "{}",
+            status.message()
+        );
         let status = to_status(
             Error::RateLimited {
                 caller: "uid:1".into(),
@@ -341,6 +498,10 @@ mod tests {
             },
             "r",
         );
-        assert!(status.message().contains("retry in about 3 s"), "{}", status.message());
+        assert!(
+            status.message().contains("retry in about 3 s"),
+            "{}",
+            status.message()
+        );
     }
 }

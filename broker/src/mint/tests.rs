@@ -384,7 +384,11 @@ fn only_main_and_standard_keys_mint() {
         };
         let result = minter.mint(&credential, checked, at(NOW));
         assert!(
-            matches!(&result, Err(Error::WrongCredentialKind { kind: k, .. }) if *k == kind) && result.as_ref().err().is_some_and(|e| e.to_string().contains("api_key")),
+            matches!(&result, Err(Error::WrongCredentialKind { kind: k, .. }) if *k == kind)
+                && result
+                    .as_ref()
+                    .err()
+                    .is_some_and(|e| e.to_string().contains("api_key")),
             "{kind}: {result:?}"
         );
     }

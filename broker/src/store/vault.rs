@@ -503,21 +503,18 @@ impl Vault {
                         index.manifest_version = manifest_version;
                     });
                     if let Some(state) = &self.state_file {
-                        state
-                            .set_store_generation(generation, false)
-                            .map_err(|e| Error::StorageUnavailable {
+                        state.set_store_generation(generation, false).map_err(|e| {
+                            Error::StorageUnavailable {
                                 detail: e.to_string(),
-                            })?;
+                            }
+                        })?;
                     }
                     return Ok(());
                 }
                 Cas::Conflict { .. } => {
                     let stored = self.store.get(MANIFEST).await?;
                     (manifest, expected) = match stored {
-                        Some(stored) => (
-                            open_manifest(&self.key, &stored.value)?,
-                            stored.version,
-                        ),
+                        Some(stored) => (open_manifest(&self.key, &stored.value)?, stored.version),
                         None => (Manifest::default(), 0),
                     };
                 }
@@ -742,11 +739,11 @@ impl Vault {
     /// Raises the state file's mark to `generation`.
     pub fn raise_mark(&self, generation: u64) -> Result<(), Error> {
         if let Some(state) = &self.state_file {
-            state
-                .set_store_generation(generation, false)
-                .map_err(|e| Error::StorageUnavailable {
-                                detail: e.to_string(),
-                            })?;
+            state.set_store_generation(generation, false).map_err(|e| {
+                Error::StorageUnavailable {
+                    detail: e.to_string(),
+                }
+            })?;
         }
         Ok(())
     }

@@ -82,6 +82,12 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
     assert_eq!(grpc["credentials"], json!(names));
     assert_eq!(grpc["oauth_kind"], "CREDENTIAL_KIND_OAUTH_CLIENT");
     assert_eq!(grpc["not_found"], "NOT_FOUND");
+    // The client exposes the broker's ErrorInfo: decide on the reason.
+    assert_eq!(grpc["not_found_reason"], "CREDENTIAL_NOT_FOUND");
+    assert_eq!(
+        grpc["not_found_metadata"]["credential"],
+        "no-such-credential"
+    );
     let minted = &grpc["minted"];
     assert_eq!(minted["jti"], minted["claim_jti"]);
     assert!(

@@ -218,6 +218,7 @@ async fn the_python_package_installs_and_works_at_lowest_and_latest_versions() {
         assert_eq!(out["sms"]["broker_calls"], 1, "{versions:?}: {out}");
         assert_eq!(out["sms"]["schemes"], serde_json::json!(["Bearer"]));
         assert_eq!(out["grpcio"]["not_found"], "NOT_FOUND");
+        assert_eq!(out["grpcio"]["not_found_reason"], "CREDENTIAL_NOT_FOUND");
         let sids: Vec<String> = out["sms"]["messages"]
             .as_array()
             .unwrap()

@@ -65,6 +65,12 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
     assert_eq!(grpcio["credentials"], serde_json::json!(names));
     assert_eq!(grpcio["oauth_kind"], "CREDENTIAL_KIND_OAUTH_CLIENT");
     assert_eq!(grpcio["not_found"], "NOT_FOUND");
+    // The client exposes the broker's ErrorInfo: decide on the reason.
+    assert_eq!(grpcio["not_found_reason"], "CREDENTIAL_NOT_FOUND");
+    assert_eq!(
+        grpcio["not_found_metadata"]["credential"],
+        "no-such-credential"
+    );
     let minted = &grpcio["minted"];
     assert_eq!(minted["jti"], minted["claim_jti"]);
     assert!(
@@ -101,6 +107,11 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
     let aio = &out["aio"];
     assert_eq!(aio["credentials"], grpcio["credentials"]);
     assert_eq!(aio["not_found"], "NOT_FOUND");
+    assert_eq!(aio["not_found_reason"], "CREDENTIAL_NOT_FOUND");
+    assert_eq!(
+        aio["not_found_metadata"]["credential"],
+        "no-such-credential"
+    );
     assert_eq!(aio["herd_same"], Value::Bool(true));
     assert_eq!(aio["bearer_account_sid"], s.f.account_sid.as_str());
     assert_eq!(aio["bearer_fetches"], broker_calls, "{aio}");
