@@ -80,12 +80,9 @@ pub enum Error {
     /// Twilio's token endpoint refused the credential's OAuth client.
     #[error(
         "Twilio rejected the OAuth client of credential {credential:?} (client id {client_id}): \
-         HTTP {http_status}{}{}{}. Check that the OAuth app still exists and its client secret \
-         is current, then store the right secret with `twilio-broker credential add`; the \
-         broker asks Twilio again in {} or as soon as the credential is replaced",
-        twilio_code.map(|c| format!(", Twilio error {c}")).unwrap_or_default(),
-        if twilio_message.is_empty() { String::new() } else { format!(": {twilio_message}") },
-        more_info.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
+         {twilio}. Check that the OAuth app still exists and its client secret is current, then \
+         store the right secret with `twilio-broker credential add`; the broker asks Twilio \
+         again in {} or as soon as the credential is replaced",
         in_words(*retry_after)
     )]
     TwilioRejected {
@@ -93,14 +90,8 @@ pub enum Error {
         credential: String,
         /// The OAuth client id (public).
         client_id: String,
-        /// Twilio's HTTP status.
-        http_status: u16,
-        /// Twilio's error code, when it sent one.
-        twilio_code: Option<u64>,
-        /// Twilio's error text, scrubbed of anything secret.
-        twilio_message: String,
-        /// Twilio's documentation link for the error.
-        more_info: Option<String>,
+        /// What Twilio answered (boxed: rare, and it keeps `Error` small).
+        twilio: Box<TwilioAnswer>,
         /// When the broker asks Twilio again.
         retry_after: Option<Duration>,
     },
@@ -215,6 +206,35 @@ pub enum Error {
     /// the caller sees only a request id.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
+}
+
+/// What Twilio's token endpoint answered when it refused a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioAnswer {
+    /// The HTTP status.
+    pub http_status: u16,
+    /// Twilio's error code (e.g. 20003), when it sent one.
+    pub code: Option<u64>,
+    /// Twilio's error text, scrubbed of anything secret.
+    pub message: String,
+    /// Twilio's documentation link for the error.
+    pub more_info: Option<String>,
+}
+
+impl std::fmt::Display for TwilioAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}", self.http_status)?;
+        if let Some(code) = self.code {
+            write!(f, ", Twilio error {code}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(link) = &self.more_info {
+            write!(f, " ({link})")?;
+        }
+        Ok(())
+    }
 }
 
 /// "a" or "an" before a credential kind.

@@ -6,7 +6,7 @@
 //! (`MIN_TTL_UNREACHABLE`, `RATE_LIMITED`, ...) are part of the broker's
 //! contract (README, "Error reasons"); messages are for people and may change.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub struct Details {
     /// broker sent one.
     pub reason: Option<String>,
     /// `ErrorInfo.metadata` (e.g. `field`, `credential`, `retry_after_seconds`).
-    pub metadata: HashMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
     /// `RetryInfo.retry_delay`, when the broker knows when a retry may work.
     pub retry_after: Option<Duration>,
 }
@@ -42,8 +42,8 @@ impl Details {
             .get_details_retry_info()
             .and_then(|retry| retry.retry_delay);
         let (reason, metadata) = match info {
-            Some(info) => (Some(info.reason), info.metadata),
-            None => (None, HashMap::new()),
+            Some(info) => (Some(info.reason), info.metadata.into_iter().collect()),
+            None => (None, BTreeMap::new()),
         };
         Details {
             message: status.message().to_owned(),
@@ -254,7 +254,11 @@ mod tests {
         let foreign = tonic::Status::with_error_details(
             tonic::Code::Unavailable,
             "m",
-            ErrorDetails::with_error_info("RATE_LIMITED", "example.com", HashMap::new()),
+            ErrorDetails::with_error_info(
+                "RATE_LIMITED",
+                "example.com",
+                std::collections::HashMap::new(),
+            ),
         );
         assert_eq!(Error::from(foreign).reason(), None);
     }

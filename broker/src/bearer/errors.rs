@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::upstream::Failure;
 use crate::credential::{Credential, Secret};
-use crate::error::Error;
+use crate::error::{Error, TwilioAnswer};
 
 /// The credential is not an OAuth client: say what GetBearer needs and what
 /// the stored kind is for instead.
@@ -67,10 +67,12 @@ pub fn from_failure(
                 Secret::OAuthClient { client_id, .. } => client_id.clone(),
                 _ => String::new(),
             },
-            http_status: *status,
-            twilio_code: *code,
-            twilio_message: message.clone(),
-            more_info: more_info.clone(),
+            twilio: Box::new(TwilioAnswer {
+                http_status: *status,
+                code: *code,
+                message: message.clone(),
+                more_info: more_info.clone(),
+            }),
             retry_after,
         },
         Failure::Unavailable(reason) => Error::TwilioUnreachable {

@@ -115,15 +115,14 @@ fn row(err: &Error, request_id: &str) -> Row {
         }
         Error::TwilioRejected {
             credential,
-            http_status,
-            twilio_code,
+            twilio,
             retry_after,
             ..
         } => {
             let row = Row::new(FailedPrecondition, "TWILIO_REJECTED")
                 .with("credential", credential)
-                .with("http_status", http_status);
-            let row = match twilio_code {
+                .with("http_status", twilio.http_status);
+            let row = match twilio.code {
                 Some(code) => row.with("twilio_code", code),
                 None => row,
             };
@@ -284,10 +283,12 @@ mod tests {
                 Error::TwilioRejected {
                     credential: "c".into(),
                     client_id: "OQ1".into(),
-                    http_status: 401,
-                    twilio_code: Some(20003),
-                    twilio_message: "Authenticate".into(),
-                    more_info: None,
+                    twilio: Box::new(crate::error::TwilioAnswer {
+                        http_status: 401,
+                        code: Some(20003),
+                        message: "Authenticate".into(),
+                        more_info: None,
+                    }),
                     retry_after: Some(Duration::from_millis(29_500)),
                 },
                 Code::FailedPrecondition,
