@@ -245,7 +245,7 @@ impl Index {
                     return Err("the record is not a credential record (moved)".to_owned());
                 }
                 entry.record_version = opened.version;
-                let credential = record::decode(&opened.plaintext)?;
+                let credential = record::decode(&opened.plaintext).map_err(|e| e.to_string())?;
                 if credential_key(key, &credential.name) != store_key {
                     return Err("the record names another credential (moved)".to_owned());
                 }
@@ -774,7 +774,7 @@ async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultE
                 if opened.kind != RecordKind::Legacy {
                     return Err("a current-format record under a legacy key".to_owned());
                 }
-                record::decode(&opened.plaintext)
+                record::decode(&opened.plaintext).map_err(|e| e.to_string())
             })
             .and_then(|credential| {
                 if old_key[LEGACY_PREFIX.len()..] == credential.name {

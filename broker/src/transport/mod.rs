@@ -269,7 +269,7 @@ async fn handshake(
                 Ok(identity) => Caller::new(Transport::Tls, identity, addr.to_string(), source),
                 Err(reason) => {
                     tracing::warn!(peer = %addr, %reason, "client certificate refused");
-                    Caller::refused(Transport::Tls, addr.to_string(), source, reason)
+                    Caller::refused(Transport::Tls, addr.to_string(), source, reason.to_string())
                 }
             };
             let _ = tx
