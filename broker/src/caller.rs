@@ -228,8 +228,8 @@ pub struct Caller {
     /// Where the connection comes from, for per-source limits.
     pub source: Source,
     /// Set when the transport refused the caller's credentials (a
-    /// certificate name that poses as another namespace): every request is
-    /// answered UNAUTHENTICATED with this reason.
+    /// certificate name that poses as another namespace): why, in words.
+    /// Every request is refused with `Error::CertificateRefused` carrying it.
     pub refused: Option<String>,
     /// The identity as one string, computed once: see [`Caller::principal`].
     principal: String,

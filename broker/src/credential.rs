@@ -237,7 +237,7 @@ fn check_secret(field: &str, secret: &SealedSecret) -> Result<()> {
 }
 
 fn check_sid(field: &str, kind: SidKind, value: &str) -> Result<()> {
-    sid::check(kind, value).map_err(|reason| Error::invalid(field, reason))
+    sid::check(kind, value).map_err(|reason| Error::invalid(field, reason.to_string()))
 }
 
 /// Checks a whole credential before it is stored. `prefix` is the proto field

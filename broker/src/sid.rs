@@ -58,30 +58,59 @@ impl SidKind {
     }
 }
 
+/// Why a value is not a SID of its kind. The text completes a sentence that
+/// starts with the field name, and never shows more than the value's first
+/// two characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SidError {
+    /// The value is empty.
+    #[error("is required: a {} ({} followed by 32 hex digits)", kind.noun(), kind.prefix())]
+    Missing {
+        /// The kind expected.
+        kind: SidKind,
+    },
+    /// The value starts with another prefix.
+    #[error("must be a {} starting with {}, not {seen:?}", kind.noun(), kind.prefix())]
+    WrongPrefix {
+        /// The kind expected.
+        kind: SidKind,
+        /// The value's first two characters.
+        seen: String,
+    },
+    /// The right prefix, but not 32 hex digits after it.
+    #[error(
+        "must be {} followed by exactly 32 hex digits ({} characters in all); got {chars} characters",
+        kind.prefix(),
+        kind.prefix().len() + 32
+    )]
+    Malformed {
+        /// The kind expected.
+        kind: SidKind,
+        /// The value's length in characters.
+        chars: usize,
+    },
+}
+
 /// Checks `value` is a SID of `kind`; on failure says what is wrong without
 /// echoing more than the first two characters of the value.
-pub fn check(kind: SidKind, value: &str) -> Result<(), String> {
+pub fn check(kind: SidKind, value: &str) -> Result<(), SidError> {
     let prefix = kind.prefix();
     if value.is_empty() {
-        return Err(format!(
-            "is required: a {} ({prefix} followed by 32 hex digits)",
-            kind.noun()
-        ));
+        return Err(SidError::Missing { kind });
     }
     if !value.starts_with(prefix) {
-        let seen: String = value.chars().take(2).collect();
-        return Err(format!(
-            "must be a {} starting with {prefix}, not {seen:?}",
-            kind.noun()
-        ));
+        return Err(SidError::WrongPrefix {
+            kind,
+            seen: value.chars().take(2).collect(),
+        });
     }
     let rest = &value[prefix.len()..];
     if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "must be {prefix} followed by exactly 32 hex digits ({} characters in all); got {} characters",
-            prefix.len() + 32,
-            value.chars().count()
-        ));
+        return Err(SidError::Malformed {
+            kind,
+            chars: value.chars().count(),
+        });
     }
     Ok(())
 }
@@ -115,7 +144,7 @@ mod tests {
             (SidKind::ApiKey, good, "starting with SK"),
             (SidKind::OAuthClient, "OQ123", "exactly 32"),
         ] {
-            let err = check(kind, value).expect_err(value);
+            let err = check(kind, value).expect_err(value).to_string();
             assert!(err.contains(needle), "{value}: {err}");
         }
     }

@@ -11,6 +11,9 @@
 //! - No `unwrap_or_else(|_| unreachable!())`, which hides an `unwrap` from
 //!   the `unwrap_used` lint: say why it cannot fail with `expect`.
 //! - Every module of `lib.rs` has its row in ARCHITECTURE.md.
+//! - No status code below the edge: `tonic::Status`/`tonic::Code` and
+//!   status details only in `grpc/`, `server.rs`, `cli/` and `transport/`;
+//!   `error.rs` has no variant named after a gRPC code.
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,60 @@ fn generated_and_tonic_types_stay_at_the_edge() {
     assert!(
         found.is_empty(),
         "edge types outside the edge:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Status codes are chosen in one table (`grpc/status.rs`): no module
+/// below the edge builds a `tonic::Status`, names a `tonic::Code` or
+/// attaches status details, and no `Error` variant is named after a code.
+#[test]
+fn status_codes_are_chosen_only_at_the_edge() {
+    let allowed = |file: &str| {
+        file.starts_with("grpc/")
+            || file.starts_with("cli/")
+            || file.starts_with("transport/")
+            || file == "server.rs"
+    };
+    let mut found = Vec::new();
+    for (file, lines) in code() {
+        if allowed(&file) {
+            continue;
+        }
+        for (n, line) in lines.iter().enumerate() {
+            if [
+                "tonic::Status",
+                "tonic::Code",
+                "tonic_types",
+                "Status::",
+                "Code::",
+            ]
+            .iter()
+            .any(|p| line.contains(p))
+            {
+                found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    let error = std::fs::read_to_string(src().join("error.rs")).expect("error.rs");
+    for code_name in [
+        "InvalidArgument",
+        "FailedPrecondition",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "Unauthenticated",
+        "Unavailable(",
+        "NotFound(",
+    ] {
+        if error.contains(&format!("    {code_name}")) {
+            found.push(format!(
+                "error.rs: a variant named after a status code: {code_name}"
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "status codes chosen outside grpc/status.rs:\n{}",
         found.join("\n")
     );
 }

@@ -25,9 +25,21 @@ export interface BrokerClientOptions {
   timeoutMs?: number;
 }
 
-/** A gRPC error from the broker, with its status code name (e.g. `NOT_FOUND`). */
+/** The `google.rpc.ErrorInfo.domain` of errors the broker sends. */
+export const ERROR_DOMAIN: 'twilio-broker';
+
+/**
+ * A gRPC error from the broker, with its status code name (e.g. `NOT_FOUND`).
+ * Decide on `reason`, never on the message text.
+ */
 export class BrokerError extends Error {
   readonly code: string;
+  /** The broker's `google.rpc.ErrorInfo.reason` (e.g. `MIN_TTL_UNREACHABLE`), or null. */
+  readonly reason: string | null;
+  /** The ErrorInfo metadata (`field`, `credential`, `retry_after_seconds`, ...). */
+  readonly metadata: Record<string, string>;
+  /** The `google.rpc.RetryInfo` delay in milliseconds, or null. */
+  readonly retryAfterMs: number | null;
 }
 
 /** Messages use the proto field names (`ttl_seconds`, `min_ttl_seconds`, ...). */

@@ -22,12 +22,108 @@ const definition = protoLoader.loadSync(
 );
 const v1 = grpc.loadPackageDefinition(definition).twilio.broker.v1;
 
-/** A gRPC error from the broker, with its status code name (e.g. NOT_FOUND). */
+/** The `google.rpc.ErrorInfo.domain` of errors the broker sends. */
+const ERROR_DOMAIN = 'twilio-broker';
+/** The reason GetBearer gives when `min_ttl_seconds` cannot be met. */
+const MIN_TTL_UNREACHABLE = 'MIN_TTL_UNREACHABLE';
+const ERROR_INFO_TYPE = 'type.googleapis.com/google.rpc.ErrorInfo';
+const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';
+
+/**
+ * The fields of one protobuf message: a Map from field number to the list of
+ * its values (a Buffer for length-delimited fields, a BigInt for varints).
+ * Enough of the wire format for google.rpc.Status and its details, so the
+ * client needs no protobuf runtime of its own.
+ */
+function protoFields(buf) {
+  const fields = new Map();
+  let at = 0;
+  const varint = () => {
+    let value = 0n;
+    for (let shift = 0n; at < buf.length; shift += 7n) {
+      const byte = buf[at++];
+      value |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return value;
+    }
+    throw new Error('truncated varint');
+  };
+  while (at < buf.length) {
+    const key = varint();
+    const number = Number(key >> 3n);
+    let value;
+    switch (Number(key & 7n)) {
+      case 0: value = varint(); break;
+      case 1: value = buf.subarray(at, at + 8); at += 8; break;
+      case 2: { const len = Number(varint()); value = buf.subarray(at, at + len); at += len; break; }
+      case 5: value = buf.subarray(at, at + 4); at += 4; break;
+      default: throw new Error('unsupported wire type');
+    }
+    if (at > buf.length) throw new Error('truncated field');
+    if (!fields.has(number)) fields.set(number, []);
+    fields.get(number).push(value);
+  }
+  return fields;
+}
+
+const text = (fields, n) => (fields.get(n) || []).map((b) => b.toString('utf8')).pop() || '';
+
+/**
+ * The broker's reason, metadata and retry delay from a grpc-js error's
+ * `grpc-status-details-bin` trailer (a google.rpc.Status); nulls when absent
+ * or malformed.
+ */
+function statusDetails(err) {
+  const none = { reason: null, metadata: {}, retryAfterMs: null };
+  const raw = err && err.metadata && typeof err.metadata.get === 'function'
+    ? err.metadata.get('grpc-status-details-bin') : [];
+  if (!raw || raw.length === 0) return none;
+  try {
+    const found = { ...none };
+    for (const any of protoFields(Buffer.from(raw[0])).get(3) || []) {
+      const anyFields = protoFields(any);
+      const value = (anyFields.get(2) || [Buffer.alloc(0)])[0];
+      const type = text(anyFields, 1);
+      if (type === ERROR_INFO_TYPE) {
+        const info = protoFields(value);
+        if (text(info, 2) !== ERROR_DOMAIN) continue;
+        found.reason = text(info, 1);
+        found.metadata = {};
+        for (const entry of info.get(3) || []) {
+          const kv = protoFields(entry);
+          found.metadata[text(kv, 1)] = text(kv, 2);
+        }
+      } else if (type === RETRY_INFO_TYPE) {
+        const delay = (protoFields(value).get(1) || [])[0];
+        if (delay) {
+          const d = protoFields(delay);
+          const seconds = Number((d.get(1) || [0n])[0]);
+          const nanos = Number((d.get(2) || [0n])[0]);
+          found.retryAfterMs = seconds * 1000 + Math.floor(nanos / 1e6);
+        }
+      }
+    }
+    return found;
+  } catch (_) {
+    return none;
+  }
+}
+
+/**
+ * A gRPC error from the broker, with its status code name (e.g. NOT_FOUND).
+ * Decide on `reason` (the broker's google.rpc.ErrorInfo reason, such as
+ * MIN_TTL_UNREACHABLE; the README lists them), never on the message text.
+ * `metadata` holds the ErrorInfo metadata (`field`, `credential`, ...) and
+ * `retryAfterMs` the google.rpc.RetryInfo delay, when the broker knows one.
+ */
 class BrokerError extends Error {
   constructor(err) {
     const code = Object.keys(grpc.status).find((k) => grpc.status[k] === err.code) || String(err.code);
     super(`${code}: ${err.details}`);
     this.code = code;
+    const { reason, metadata, retryAfterMs } = statusDetails(err);
+    this.reason = reason;
+    this.metadata = metadata;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -146,7 +242,7 @@ class BrokerClient {
       // Twilio issues this credential's tokens for less than twice our margin
       // (a short access_token_ttl): take what the broker has and keep it for
       // half its remaining life at most.
-      if (!(err instanceof BrokerError && err.code === 'INVALID_ARGUMENT' && err.message.includes('min_ttl_seconds'))) {
+      if (!(err instanceof BrokerError && err.reason === MIN_TTL_UNREACHABLE)) {
         throw err;
       }
     }
@@ -280,4 +376,4 @@ class BrokerCredentialProvider extends CredentialProvider {
   }
 }
 
-module.exports = { BrokerClient, BrokerCredentialProvider, BrokerError, v1 };
+module.exports = { BrokerClient, BrokerCredentialProvider, BrokerError, ERROR_DOMAIN, v1 };

@@ -4,7 +4,7 @@
 //! A token is served while it has more than the safety margin left; then one
 //! task per credential asks the broker (the others wait for its answer). When
 //! the credential's tokens live less than twice the margin (the broker answers
-//! INVALID_ARGUMENT on `min_ttl_seconds`), the cache takes what the broker has
+//! reason `MIN_TTL_UNREACHABLE`), the cache takes what the broker has
 //! and keeps it for half its remaining life.
 
 use std::collections::HashMap;
@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::{Bearer, Error};
+
+/// The broker's `ErrorInfo.reason` when a `min_ttl_seconds` cannot be met.
+const MIN_TTL_UNREACHABLE: &str = "MIN_TTL_UNREACHABLE";
 
 /// Default margin: a token with less than this left is replaced.
 pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(60);
@@ -83,7 +86,7 @@ impl BearerCache {
             // Twilio issues this credential's tokens for less than twice our
             // margin (an OAuth app's short access_token_ttl): take what the
             // broker has and keep it for half its remaining life at most.
-            Err(Error::InvalidArgument(m)) if min_ttl > 0 && m.contains("min_ttl_seconds") => {
+            Err(err) if min_ttl > 0 && err.reason() == Some(MIN_TTL_UNREACHABLE) => {
                 self.fetches.fetch_add(1, Ordering::Relaxed);
                 let bearer = fetch(name.to_owned(), 0).await?;
                 let left = bearer
@@ -170,9 +173,10 @@ mod tests {
             asked.lock().expect("lock").push(min_ttl);
             async move {
                 if min_ttl > 0 {
-                    Err(Error::InvalidArgument(
-                        "min_ttl_seconds is 120 s, but Twilio issues tokens for credential \"c\" that live 100 s".into(),
-                    ))
+                    Err(Error::InvalidArgument(crate::error::Details {
+                        reason: Some(MIN_TTL_UNREACHABLE.into()),
+                        .."the words may change".into()
+                    }))
                 } else {
                     Ok(bearer(Duration::from_secs(100)))
                 }
@@ -185,10 +189,11 @@ mod tests {
             .get("c", |_, _| async { panic!("should be cached") })
             .await
             .expect("cached");
-        // Other invalid arguments are not retried.
+        // Other invalid arguments are not retried, even when their message
+        // names min_ttl_seconds: only the reason counts.
         let err = cache
             .get("d", |_, _| async {
-                Err(Error::InvalidArgument("credential: bad".into()))
+                Err(Error::InvalidArgument("min_ttl_seconds: bad".into()))
             })
             .await;
         assert!(matches!(err, Err(Error::InvalidArgument(_))));

@@ -11,7 +11,7 @@ use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 use twilio_standin::{Client, Config, Standin};
 
-use crate::harness::{Broker, Fixtures, Options};
+use crate::harness::{Broker, Fixtures, Options, error_metadata, reason, retry_after};
 
 const NAME: &str = "oauth";
 
@@ -234,8 +234,10 @@ async fn an_outage_serves_the_cached_token_until_it_expires() {
     let started = Instant::now();
     let status = s.status(NAME, 0).await;
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(reason(&status).as_deref(), Some("TWILIO_UNREACHABLE"));
+    assert_eq!(error_metadata(&status, "credential").as_deref(), Some(NAME));
+    assert!(retry_after(&status).is_some(), "{status:?}");
     assert!(status.message().contains("503"), "{status:?}");
-    assert!(status.message().contains(NAME), "{status:?}");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -344,15 +346,23 @@ async fn other_kinds_unknown_names_and_bad_requests_are_refused() {
     ] {
         let status = s.status(name, 0).await;
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert_eq!(reason(&status).as_deref(), Some("WRONG_CREDENTIAL_KIND"));
+        assert_eq!(error_metadata(&status, "credential").as_deref(), Some(name));
+        // The message is for the operator: it says what to store instead.
         assert!(status.message().contains("oauth_client"), "{status:?}");
         assert!(status.message().contains(hint), "{status:?}");
     }
     let status = s.status("no-such-credential", 0).await;
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    assert!(status.message().contains("no-such-credential"));
+    assert_eq!(reason(&status).as_deref(), Some("CREDENTIAL_NOT_FOUND"));
+    assert_eq!(
+        error_metadata(&status, "credential").as_deref(),
+        Some("no-such-credential")
+    );
     for (name, min_ttl, field) in [("", 0, "credential"), (NAME, 90_000, "min_ttl_seconds")] {
         let status = s.status(name, min_ttl).await;
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(error_metadata(&status, "field").as_deref(), Some(field));
         assert!(status.message().starts_with(field), "{status:?}");
     }
     assert_eq!(s.standin.token_requests(), 0);
@@ -415,7 +425,12 @@ async fn min_ttl_forces_a_fresh_token_and_refuses_the_impossible() {
     assert_eq!(s.standin.token_requests(), 2);
     let status = s.status(NAME, 20).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("min_ttl_seconds"), "{status:?}");
+    assert_eq!(reason(&status).as_deref(), Some("MIN_TTL_UNREACHABLE"));
+    assert_eq!(error_metadata(&status, "credential").as_deref(), Some(NAME));
+    assert_eq!(
+        error_metadata(&status, "min_ttl_seconds").as_deref(),
+        Some("20")
+    );
     assert_eq!(
         s.standin.token_requests(),
         2,

@@ -10,7 +10,7 @@ use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::admin_client::AdminClient;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 
-use crate::harness::{Broker, Options, run_cli, uid};
+use crate::harness::{Broker, Options, error_metadata, reason, run_cli, uid};
 use crate::pki::Pki;
 
 const ALLOWED: &str = "spiffe://test.example/allowed";
@@ -234,6 +234,11 @@ async fn matrix_over_unix_socket_and_mutual_tls() {
         })
         .await
         .unwrap_err();
+    assert_eq!(reason(&denied).as_deref(), Some("DENIED"), "{denied:?}");
+    assert!(
+        error_metadata(&denied, "caller").is_some_and(|c| c.contains(OTHER)),
+        "{denied:?}"
+    );
     assert!(
         denied.message().contains(OTHER) && denied.message().contains("prod-oauth"),
         "{}",
@@ -308,8 +313,10 @@ async fn policy_reload_by_admin_call_and_sighup_keeps_old_policy_when_broken() {
         .await
         .unwrap_err();
     assert_eq!(broken.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&broken).as_deref(), Some("POLICY_NOT_RELOADED"));
+    // The operator reads which rule is wrong.
     assert!(
-        broken.message().contains("NoSuchRpc") && broken.message().contains("previous one stays"),
+        broken.message().contains("NoSuchRpc"),
         "{}",
         broken.message()
     );
@@ -388,15 +395,30 @@ async fn rate_limit_answers_resource_exhausted_per_caller() {
     });
     let mut client = BrokerClient::new(uds_channel(&socket).await);
     let mut codes = Vec::new();
+    let mut limited = None;
     for _ in 0..6 {
-        codes.push(
-            client
-                .recommend(pb::RecommendRequest::default())
-                .await
-                .err()
-                .map(|s| s.code()),
-        );
+        let err = client
+            .recommend(pb::RecommendRequest::default())
+            .await
+            .err();
+        codes.push(err.as_ref().map(|s| s.code()));
+        if let Some(status) = err.filter(|s| s.code() == Code::ResourceExhausted) {
+            limited = Some(status);
+        }
     }
     assert!(codes.contains(&Some(Code::ResourceExhausted)), "{codes:?}");
     assert_ne!(codes[0], Some(Code::ResourceExhausted), "{codes:?}");
+    // The client learns why and when to come back, without reading the text.
+    let limited = limited.expect("a limited call");
+    assert_eq!(
+        reason(&limited).as_deref(),
+        Some("RATE_LIMITED"),
+        "{limited:?}"
+    );
+    let wait = crate::harness::retry_after(&limited).expect("RetryInfo");
+    assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+    assert!(
+        error_metadata(&limited, "retry_after_seconds").is_some(),
+        "{limited:?}"
+    );
 }

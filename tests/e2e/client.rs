@@ -34,6 +34,9 @@ async fn typed_calls_and_matchable_errors_over_unix_socket_and_tcp() {
         );
         let bad = client.get_credential("bad name").await;
         assert!(matches!(bad, Err(Error::InvalidArgument(_))), "{bad:?}");
+        let bad = bad.err().unwrap();
+        assert_eq!(bad.reason(), Some("INVALID_FIELD"));
+        assert_eq!(bad.metadata("field"), Some("name"));
         // A restricted key cannot mint: a matchable FailedPrecondition.
         let mint = client
             .mint_access_token(AccessTokenRequest::new("k", "alice").video(VideoGrant::room("r")))
@@ -41,6 +44,10 @@ async fn typed_calls_and_matchable_errors_over_unix_socket_and_tcp() {
         assert!(
             matches!(mint, Err(Error::FailedPrecondition(_))),
             "{mint:?}"
+        );
+        assert_eq!(
+            mint.as_ref().err().and_then(Error::reason),
+            Some("RESTRICTED_KEY")
         );
         client.delete_credential("k").await.unwrap();
         assert!(client.list_credentials().await.unwrap().is_empty());

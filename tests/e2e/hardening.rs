@@ -162,11 +162,14 @@ async fn revoked_client_certificates_fail_the_handshake() {
         matches!(code, Code::Unavailable | Code::Cancelled | Code::Unknown),
         "a revoked certificate got an answer: {code:?}"
     );
+    // The daemon logs the refusal on its own task: wait for the line.
+    let logged = |log: &str| log.contains("TLS handshake failed") && log.contains("Revoked");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !logged(&broker.log_text()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let log = broker.log_text();
-    assert!(
-        log.contains("TLS handshake failed") && log.contains("Revoked"),
-        "{log}"
-    );
+    assert!(logged(&log), "{log}");
 }
 
 /// The resident pages of the readable, writable mappings of process `pid`

@@ -437,3 +437,70 @@ pub fn scrape_metrics(port: u16) -> String {
     stream.read_to_string(&mut page).unwrap();
     page
 }
+
+/// The broker's `google.rpc.ErrorInfo.reason` on `status` (e.g.
+/// `MIN_TTL_UNREACHABLE`), if it carries one from the broker's domain:
+/// what clients decide on, never the message text.
+pub fn reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == "twilio-broker")
+        .map(|info| info.reason)
+}
+
+/// One `ErrorInfo.metadata` value on `status` (e.g. `field`, `credential`).
+pub fn error_metadata(status: &tonic::Status, key: &str) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_error_info()
+        .and_then(|mut info| info.metadata.remove(key))
+}
+
+/// The `google.rpc.RetryInfo` delay on `status`, if any.
+pub fn retry_after(status: &tonic::Status) -> Option<Duration> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_retry_info()
+        .and_then(|retry| retry.retry_delay)
+}
+
+/// One refusal case of a table: what it tests, the request, the code, and
+/// what the message must name (the field, for INVALID_ARGUMENT).
+pub type Refusal<'a, R> = (&'a str, R, tonic::Code, &'a str);
+
+/// Sends each case through `call` and checks the refusal: its code, an
+/// ErrorInfo reason from the broker (for INVALID_ARGUMENT on a field, the
+/// `field` metadata the message starts with), the needle in the message,
+/// and none of `secrets` in it.
+pub async fn check_refusals<R, F, Fut>(cases: Vec<Refusal<'_, R>>, secrets: &[&str], mut call: F)
+where
+    F: FnMut(R) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    for (what, request, code, needle) in cases {
+        let status = call(request).await.expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+        let why = reason(&status);
+        assert!(why.is_some(), "{what}: no ErrorInfo in {status:?}");
+        if why.as_deref() == Some("INVALID_FIELD") {
+            let field = error_metadata(&status, "field").expect("field metadata");
+            assert!(
+                status.message().starts_with(&field),
+                "{what}: field {field} vs {}",
+                status.message()
+            );
+        }
+        assert!(
+            status.message().contains(needle),
+            "{what}: {}",
+            status.message()
+        );
+        for secret in secrets {
+            assert!(
+                !status.message().contains(secret),
+                "{what}: secret in message"
+            );
+        }
+    }
+}

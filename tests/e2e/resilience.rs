@@ -7,7 +7,7 @@ use tonic::Code;
 use twilio_broker::store::{SledStore, Store};
 use twilio_broker_api::v1 as pb;
 
-use crate::harness::{Broker, Fixtures, Options};
+use crate::harness::{Broker, Fixtures, Options, error_metadata, reason};
 
 /// Crash cycles; each acknowledges writes then dies at once.
 const CYCLES: usize = 100;
@@ -114,10 +114,14 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
             .await
             .unwrap_err();
         assert_eq!(refused.code(), Code::FailedPrecondition, "{name}");
-        assert!(
-            refused.message().contains("cannot be opened") && refused.message().contains(name),
-            "{name}: {}",
-            refused.message()
+        assert_eq!(
+            reason(&refused).as_deref(),
+            Some("CREDENTIAL_UNREADABLE"),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(
+            error_metadata(&refused, "credential").as_deref(),
+            Some(name)
         );
         let served = broker
             .broker()

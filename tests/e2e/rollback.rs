@@ -7,7 +7,7 @@ use std::path::Path;
 
 use twilio_broker_api::v1 as pb;
 
-use crate::harness::{Broker, Fixtures, Options, contains, read_tree, run_cli};
+use crate::harness::{Broker, Fixtures, Options, contains, read_tree, reason, run_cli};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -163,6 +163,12 @@ async fn a_single_replayed_record_is_never_served() {
     for name in ["main", "gone"] {
         let refused = label_of(&broker, name).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{name}");
+        assert_eq!(
+            reason(&refused).as_deref(),
+            Some("CREDENTIAL_UNREADABLE"),
+            "{refused:?}"
+        );
+        // The operator reads why: the record is a replay.
         assert!(refused.message().contains("replay refused"), "{refused:?}");
     }
     assert_eq!(names(&broker).await, ["other".to_owned()]);

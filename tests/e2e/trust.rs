@@ -13,7 +13,7 @@ use twilio_broker_api::v1::admin_client::AdminClient;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 
 use crate::callers::{tls_channel, uds_channel};
-use crate::harness::{Broker, Fixtures, Options, run_cli, uid};
+use crate::harness::{Broker, Fixtures, Options, reason, run_cli, uid};
 use crate::pki::Pki;
 
 /// A broker with a policy (and optionally a config), a Unix socket and a
@@ -191,10 +191,10 @@ effect = "deny"
             Code::Unauthenticated,
             "{sans:?} {cn}: {refused:?}"
         );
-        assert!(
-            refused.message().contains("refused"),
-            "{}",
-            refused.message()
+        assert_eq!(
+            reason(&refused).as_deref(),
+            Some("CLIENT_CERTIFICATE_REFUSED"),
+            "{sans:?} {cn}: {refused:?}"
         );
     }
     let good = pki.client_with(vec![uri("spiffe://test.example/ops")], "ops");
@@ -463,10 +463,24 @@ async fn rate_limits_are_order_free_and_refusals_are_limited_per_source() {
     );
     let mut flood = BrokerClient::new(channel_from(&g.broker.addr, "127.0.0.1").await);
     let mut codes = Vec::new();
+    let mut reasons = Vec::new();
     for _ in 0..20 {
-        codes.push(code(flood.recommend(pb::RecommendRequest::default()).await));
+        let answer = flood.recommend(pb::RecommendRequest::default()).await;
+        reasons.push(answer.as_ref().err().and_then(reason));
+        codes.push(code(answer));
     }
     assert_eq!(codes[0], Code::Unauthenticated, "{codes:?}");
+    assert_eq!(
+        reasons[0].as_deref(),
+        Some("IDENTITY_REQUIRED"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_deref() == Some("TOO_MANY_REFUSALS")),
+        "{reasons:?}"
+    );
     assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
     let mut other = BrokerClient::new(channel_from(&g.broker.addr, "127.0.0.2").await);
     assert_eq!(

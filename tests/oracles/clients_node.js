@@ -73,7 +73,7 @@ async function grpcJsCalls(spec) {
     try {
       await broker.getCredential('no-such-credential');
     } catch (err) {
-      notFound = err.code;
+      notFound = err;
     }
     // A cold herd: one broker call between them.
     const herd = await Promise.all([0, 1, 2, 3].map(() => broker.bearer(spec.credential)));
@@ -85,7 +85,9 @@ async function grpcJsCalls(spec) {
     return {
       credentials: names,
       oauth_kind: kind,
-      not_found: notFound,
+      not_found: notFound && notFound.code,
+      not_found_reason: notFound && notFound.reason,
+      not_found_metadata: notFound && notFound.metadata,
       minted: {
         jti: reply.jti, claim_jti: claims.jti, identity: claims.grants.identity, room: claims.grants.video.room,
         exp: claims.exp, expires_at: Number(reply.expires_at.seconds), ttl_left: claims.exp - Math.floor(Date.now() / 1000),

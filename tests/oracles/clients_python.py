@@ -75,7 +75,7 @@ def grpcio_calls(spec):
             broker.get_credential("no-such-credential")
             not_found = None
         except BrokerError as err:
-            not_found = err.code
+            not_found = err
         reply = broker.mint_access_token(broker_pb2.MintAccessTokenRequest(
             credential=mint["credential"], identity=mint["identity"], ttl_seconds=600,
             video=broker_pb2.VideoGrant(room=mint["room"])))
@@ -85,7 +85,9 @@ def grpcio_calls(spec):
         return {
             "credentials": sorted(names),
             "oauth_kind": kind,
-            "not_found": not_found,
+            "not_found": not_found and not_found.code,
+            "not_found_reason": not_found and not_found.reason,
+            "not_found_metadata": not_found and not_found.metadata,
             "minted": {"jti": reply.jti, "claim_jti": claims["jti"], "identity": claims["grants"]["identity"],
                        "room": claims["grants"]["video"]["room"], "exp": claims["exp"],
                        "expires_at": reply.expires_at.seconds, "ttl_left": claims["exp"] - int(time.time())},
@@ -103,12 +105,14 @@ async def aio_calls(spec):
             await broker.get_credential("no-such-credential")
             not_found = None
         except BrokerError as err:
-            not_found = err.code
+            not_found = err
         # A cold herd of tasks: one broker call between them.
         herd = await asyncio.gather(*(broker.bearer(spec["credential"]) for _ in range(10)))
         return {
             "credentials": names,
-            "not_found": not_found,
+            "not_found": not_found and not_found.code,
+            "not_found_reason": not_found and not_found.reason,
+            "not_found_metadata": not_found and not_found.metadata,
             "herd_same": all(b.access_token == herd[0].access_token for b in herd),
             "bearer_account_sid": herd[0].account_sid,
             "bearer_fetches": broker.bearer_fetches,

@@ -81,9 +81,9 @@ pub const MUTATIONS: [&str; 2] = ["PutCredential", "DeleteCredential"];
 fn unavailable(reason: &str) -> Error {
     metrics::counter!("twilio_broker_audit_failures_total").increment(1);
     tracing::error!(%reason, "required audit sink failed; refusing the request");
-    Error::Unavailable(format!(
-        "the request was refused because it could not be audited ({reason})"
-    ))
+    Error::NotAudited {
+        detail: reason.to_owned(),
+    }
 }
 
 impl AuditTrail {

@@ -310,7 +310,10 @@ fn sid_problem(kind: SidKind, value: &str) -> Option<(&'static str, String)> {
         "is 32 hex digits with no prefix: perhaps a secret pasted into the wrong variable"
             .to_owned()
     } else {
-        sid::check(kind, value).err().unwrap_or_default()
+        sid::check(kind, value)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     };
     Some((
         "sid-malformed",

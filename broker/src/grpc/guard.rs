@@ -155,7 +155,9 @@ fn admit<Req: Describe>(
         state.policy.charge_refusal(caller).unwrap_or(err)
     };
     if let Some(reason) = &caller.refused {
-        return Err(refused(Error::Unauthenticated(reason.clone())));
+        return Err(refused(Error::CertificateRefused {
+            detail: reason.clone(),
+        }));
     }
     let checked = request.check().map_err(refused)?;
     let action = checked.action();

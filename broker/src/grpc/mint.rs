@@ -21,8 +21,12 @@ pub(super) fn mint_access_token(
     request: super::guard::CheckedMint,
 ) -> Result<pb::MintAccessTokenResponse> {
     let checked = request.token.check()?;
+    let now = SystemTime::now();
+    // The request alone decides "never valid": before the lookup, so an
+    // impossible request is INVALID_ARGUMENT whether or not the credential exists.
+    checked.check_window(now)?;
     let credential = state.vault.lookup(&request.credential)?;
-    let minted = state.minter.mint(&credential, checked, SystemTime::now())?;
+    let minted = state.minter.mint(&credential, checked, now)?;
     Ok(pb::MintAccessTokenResponse {
         token: minted.token,
         expires_at: Some(prost_types::Timestamp {
@@ -240,7 +244,7 @@ mod tests {
         ];
         for (request, field) in cases {
             match token_request(request) {
-                Err(Error::InvalidArgument { field: got, .. }) => assert_eq!(got, field),
+                Err(Error::InvalidField { field: got, .. }) => assert_eq!(got, field),
                 other => panic!("{field}: expected INVALID_ARGUMENT, got {other:?}"),
             }
         }

@@ -31,9 +31,9 @@ pub fn recommend(state: &State, request: pb::RecommendRequest) -> Result<pb::Rec
 /// conversion and rules, but no stored credential to review.
 pub(crate) fn answer_locally(request: &pb::RecommendRequest) -> Result<pb::RecommendResponse> {
     if !request.credential.is_empty() {
-        return Err(Error::FailedPrecondition(
-            "reviewing a stored credential needs a running broker".into(),
-        ));
+        return Err(Error::NeedsRunningBroker {
+            what: "reviewing a stored credential",
+        });
     }
     respond(&needs_from_pb(request)?, None)
 }

@@ -43,13 +43,15 @@ pub fn validate_webhook(
     let key = match &credential.secret {
         Secret::AuthToken { auth_token, .. } | Secret::Test { auth_token, .. } => auth_token,
         other => {
-            return Err(Error::FailedPrecondition(format!(
-                "credential {:?} is an {} credential; Twilio signs webhooks with the account's \
-                 Auth Token (or a webhook SharedKey secret): store it as an auth_token (or test) \
-                 credential and validate with that",
-                credential.name,
-                other.kind().as_str()
-            )));
+            return Err(Error::WrongCredentialKind {
+                credential: credential.name.clone(),
+                kind: other.kind().as_str(),
+                rpc: "ValidateWebhook",
+                needed: "an auth_token or test credential",
+                advice: "Twilio signs webhooks with the account's Auth Token (or a webhook \
+                         SharedKey secret): store it as an auth_token (or test) credential and \
+                         validate with that",
+            });
         }
     };
     let verdict = prepared.verify(key);

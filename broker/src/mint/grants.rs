@@ -110,7 +110,7 @@ impl Grants {
             if value.is_empty() {
                 return Ok(());
             }
-            sid::check(kind, value).map_err(|reason| Error::invalid(field, reason))
+            sid::check(kind, value).map_err(|reason| Error::invalid(field, reason.to_string()))
         };
         if let Some(v) = &self.voice {
             sid(

@@ -58,6 +58,46 @@ pub struct TokenRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct Checked<'a>(&'a TokenRequest);
 
+impl Checked<'_> {
+    /// The token's `(nbf, exp)` if minted at Unix second `now`, or
+    /// INVALID_ARGUMENT on `not_before` when the token would never be valid.
+    /// Needs only the clock: the edge calls it before the credential lookup
+    /// (through [`Checked::check_window`]), and [`Minter::mint_at`] again.
+    pub fn window(&self, now: i64) -> Result<(i64, i64)> {
+        let ttl = match self.0.ttl_seconds {
+            0 => DEFAULT_TTL_SECONDS,
+            ttl => ttl,
+        };
+        let exp = now + i64::from(ttl);
+        let nbf = self.0.not_before.unwrap_or(now);
+        if nbf >= exp {
+            return Err(Error::invalid(
+                "not_before",
+                format!(
+                    "is {} s after now but the token expires {ttl} s after now (ttl_seconds); \
+                     it would never be valid. Raise ttl_seconds or move not_before earlier",
+                    nbf - now
+                ),
+            ));
+        }
+        Ok((nbf, exp))
+    }
+
+    /// [`Checked::window`] at time `now`: the "never valid" rule, checked
+    /// before any credential is looked up.
+    pub fn check_window(&self, now: SystemTime) -> Result<()> {
+        self.window(unix_seconds(now)?).map(drop)
+    }
+}
+
+/// `now` in Unix seconds.
+fn unix_seconds(now: SystemTime) -> Result<i64> {
+    now.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the system clock is before 1970")))
+}
+
 impl TokenRequest {
     /// Twilio's rules that need no credential and no clock.
     pub fn check(&self) -> Result<Checked<'_>> {
@@ -138,11 +178,9 @@ pub fn signing_key(credential: &Credential) -> Result<SigningKey<'_>> {
         Secret::ApiKey {
             key_type: KeyType::Restricted,
             ..
-        } => Err(Error::FailedPrecondition(format!(
-            "credential {:?} is a restricted API key, and Twilio refuses Access Tokens signed by \
-             restricted keys; store a Main or Standard key to mint",
-            credential.name
-        ))),
+        } => Err(Error::RestrictedKey {
+            credential: credential.name.clone(),
+        }),
         Secret::ApiKey {
             account_sid,
             key_sid,
@@ -153,13 +191,15 @@ pub fn signing_key(credential: &Credential) -> Result<SigningKey<'_>> {
             key_sid,
             secret,
         }),
-        other => Err(Error::FailedPrecondition(format!(
-            "credential {:?} is an {} credential; Access Tokens are signed with an API key \
-             (Twilio rejects tokens signed with an Auth Token, error 20003): store a Main or \
-             Standard api_key credential and mint with it",
-            credential.name,
-            other.kind().as_str()
-        ))),
+        other => Err(Error::WrongCredentialKind {
+            credential: credential.name.clone(),
+            kind: other.kind().as_str(),
+            rpc: "MintAccessToken",
+            needed: "a Main or Standard api_key credential",
+            advice: "Access Tokens are signed with an API key (Twilio rejects tokens signed \
+                     with an Auth Token, error 20003): store a Main or Standard api_key \
+                     credential and mint with it",
+        }),
     }
 }
 
@@ -208,12 +248,7 @@ impl Minter {
         now: SystemTime,
     ) -> Result<MintedToken> {
         let key = signing_key(credential)?;
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| i64::try_from(d.as_secs()).ok())
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the system clock is before 1970")))?;
-        self.mint_at(key, request, now)
+        self.mint_at(key, request, unix_seconds(now)?)
     }
 
     /// Signs a checked request with `key` at Unix second `now`.
@@ -223,23 +258,8 @@ impl Minter {
         request: Checked<'_>,
         now: i64,
     ) -> Result<MintedToken> {
+        let (nbf, exp) = request.window(now)?;
         let request = request.0;
-        let ttl = match request.ttl_seconds {
-            0 => DEFAULT_TTL_SECONDS,
-            ttl => ttl,
-        };
-        let exp = now + i64::from(ttl);
-        let nbf = request.not_before.unwrap_or(now);
-        if nbf >= exp {
-            return Err(Error::invalid(
-                "not_before",
-                format!(
-                    "is {} s after now but the token expires {ttl} s after now (ttl_seconds); \
-                     it would never be valid. Raise ttl_seconds or move not_before earlier",
-                    nbf - now
-                ),
-            ));
-        }
         let mut jti = String::with_capacity(key.key_sid.len() + 32);
         jti.push_str(key.key_sid);
         // Writing to a String cannot fail.

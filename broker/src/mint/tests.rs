@@ -246,7 +246,7 @@ fn python_vectors_within_twilio_rules_come_out_of_the_minter_unchanged() {
 
 fn assert_field(result: Result<()>, field: &str) {
     match result {
-        Err(Error::InvalidArgument { field: got, .. }) => assert_eq!(got, field),
+        Err(Error::InvalidField { field: got, .. }) => assert_eq!(got, field),
         other => panic!("expected INVALID_ARGUMENT on {field}, got {other:?}"),
     }
 }
@@ -372,7 +372,7 @@ fn only_main_and_standard_keys_mint() {
     }
     let restricted = minter.mint(&api_key(KeyType::Restricted), checked, at(NOW));
     assert!(
-        matches!(&restricted, Err(Error::FailedPrecondition(m)) if m.contains("restricted")),
+        matches!(&restricted, Err(Error::RestrictedKey { .. })),
         "{restricted:?}"
     );
     for secret in others {
@@ -383,7 +383,11 @@ fn only_main_and_standard_keys_mint() {
         };
         let result = minter.mint(&credential, checked, at(NOW));
         assert!(
-            matches!(&result, Err(Error::FailedPrecondition(m)) if m.contains(kind) && m.contains("api_key")),
+            matches!(&result, Err(Error::WrongCredentialKind { kind: k, .. }) if *k == kind)
+                && result
+                    .as_ref()
+                    .err()
+                    .is_some_and(|e| e.to_string().contains("api_key")),
             "{kind}: {result:?}"
         );
     }

@@ -87,9 +87,9 @@ impl PolicyEngine {
             }
             Err(err) => {
                 tracing::error!(source = %self.describe(), error = %format!("{err:#}"), "policy reload failed; the previous policy stays in force");
-                Err(Error::FailedPrecondition(format!(
-                    "the policy was not reloaded and the previous one stays in force: {err:#}"
-                )))
+                Err(Error::PolicyNotReloaded {
+                    detail: format!("{err:#}"),
+                })
             }
         }
     }

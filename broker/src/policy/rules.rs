@@ -11,9 +11,11 @@
 //!   refusal charges the source's refusal limit.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use globset::{GlobSet, GlobSetBuilder};
+use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::action::{Action, GrantKind, Rpc};
@@ -434,28 +436,29 @@ impl CompiledPolicy {
     pub fn authorize(&self, caller: &Caller, action: &Action<'_>) -> Result<(), Error> {
         let refusal = match self.verdict(caller, action) {
             Verdict::Allow(rules) => {
-                let mut limited = false;
+                // Every covering limit is charged; the longest wait is the one to report.
+                let mut wait: Option<Duration> = None;
                 for limiter in rules.iter().filter_map(|r| r.limiter.as_ref()) {
-                    limited |= limiter.check_key(&caller.principal().to_owned()).is_err();
+                    if let Err(not_until) = limiter.check_key(&caller.principal().to_owned()) {
+                        let this = not_until.wait_time_from(limiter.clock().now());
+                        wait = Some(wait.map_or(this, |w| w.max(this)));
+                    }
                 }
-                if limited {
-                    return Err(Error::ResourceExhausted(format!(
-                        "caller {} is over its rate limit; retry later",
-                        caller.principal()
-                    )));
+                if let Some(retry_after) = wait {
+                    return Err(Error::RateLimited {
+                        caller: caller.principal().to_owned(),
+                        retry_after,
+                    });
                 }
                 return Ok(());
             }
-            Verdict::Unauthenticated => Error::Unauthenticated(format!(
-                "{} needs a caller identity: connect over the broker's Unix socket or with a \
-                 client certificate (mutual TLS)",
-                action.rpc.map(Rpc::as_str).unwrap_or("this call")
-            )),
-            Verdict::Denied => Error::PermissionDenied(format!(
-                "caller {} may not call {}",
-                caller.principal(),
-                action.describe()
-            )),
+            Verdict::Unauthenticated => Error::IdentityRequired {
+                rpc: action.rpc.map(Rpc::as_str).unwrap_or("this call"),
+            },
+            Verdict::Denied => Error::Denied {
+                caller: caller.principal().to_owned(),
+                action: action.describe(),
+            },
         };
         match self.charge_refusal(caller) {
             Some(limited) => Err(limited),
@@ -481,12 +484,13 @@ impl CompiledPolicy {
     /// caller's source; `Some` when the source is over its refusal limit.
     pub fn charge_refusal(&self, caller: &Caller) -> Option<Error> {
         let denials = self.denials.as_ref()?;
-        denials.check_key(&caller.source).err().map(|_| {
-            Error::ResourceExhausted(format!(
-                "too many refused calls from {}; fix the calls or the policy, then retry later",
-                caller.source
-            ))
-        })
+        denials
+            .check_key(&caller.source)
+            .err()
+            .map(|not_until| Error::TooManyRefusals {
+                source_addr: caller.source.to_string(),
+                retry_after: not_until.wait_time_from(denials.clock().now()),
+            })
     }
 }
 
@@ -558,9 +562,9 @@ mod tests {
     fn check(caller: &Caller, action: Action<'_>, expected: &str) {
         let got = match policy(POLICY).authorize(caller, &action) {
             Ok(()) => "allow",
-            Err(Error::Unauthenticated(_)) => "unauthenticated",
-            Err(Error::PermissionDenied(_)) => "denied",
-            Err(Error::ResourceExhausted(_)) => "limited",
+            Err(Error::IdentityRequired { .. }) => "unauthenticated",
+            Err(Error::Denied { .. }) => "denied",
+            Err(Error::RateLimited { .. } | Error::TooManyRefusals { .. }) => "limited",
             Err(other) => panic!("unexpected {other}"),
         };
         assert_eq!(got, expected, "{}", action.describe());
@@ -635,7 +639,7 @@ mod tests {
         assert!(p.authorize(&a, &action).is_ok());
         assert!(matches!(
             p.authorize(&a, &action),
-            Err(Error::ResourceExhausted(_))
+            Err(Error::RateLimited { .. } | Error::TooManyRefusals { .. })
         ));
         assert!(
             p.authorize(&b, &action).is_ok(),
@@ -689,7 +693,7 @@ mod tests {
         assert!(p.authorize(&good, &Action::new(Rpc::Recommend)).is_ok());
         assert!(matches!(
             p.authorize(&bad, &Action::new(Rpc::Recommend)),
-            Err(Error::PermissionDenied(_))
+            Err(Error::Denied { .. })
         ));
     }
 
@@ -715,7 +719,7 @@ mod tests {
             assert!(p.authorize(&anonymous, &bearer("ordinary")).is_ok());
             assert!(matches!(
                 p.authorize(&anonymous, &bearer("break-glass")),
-                Err(Error::PermissionDenied(_))
+                Err(Error::Denied { .. })
             ));
         }
         // Item 3b: `anonymous` is plaintext loopback only.
@@ -728,7 +732,7 @@ mod tests {
         );
         assert!(matches!(
             local_only.authorize(&caller(Identity::AnonymousTls), &recommend),
-            Err(Error::Unauthenticated(_))
+            Err(Error::IdentityRequired { .. })
         ));
         // An allow `*` names identified callers only.
         let star = policy("version = 2\n[[rule]]\ncallers = [\"*\"]\n");
@@ -761,7 +765,7 @@ mod tests {
         );
         assert!(matches!(
             p.authorize(&admin, &Action::new(Rpc::ReloadPolicy)),
-            Err(Error::PermissionDenied(_))
+            Err(Error::Denied { .. })
         ));
         let listed = |name| p.permits(&admin, &Action::new(Rpc::ListCredentials).credential(name));
         assert!(listed("team-a-key"));
@@ -799,8 +803,8 @@ mod tests {
         let action = Action::new(Rpc::GetBearer).credential("x");
         let outcomes: Vec<_> = (0..5)
             .map(|_| match p.authorize(&flooder, &action) {
-                Err(Error::PermissionDenied(_)) => "denied",
-                Err(Error::ResourceExhausted(_)) => "limited",
+                Err(Error::Denied { .. }) => "denied",
+                Err(Error::RateLimited { .. } | Error::TooManyRefusals { .. }) => "limited",
                 _ => "other",
             })
             .collect();
@@ -811,7 +815,7 @@ mod tests {
         let other = caller(Identity::Unix { uid: 3, gid: 3 });
         assert!(matches!(
             p.authorize(&other, &action),
-            Err(Error::PermissionDenied(_))
+            Err(Error::Denied { .. })
         ));
         let allowed = caller(Identity::Unix { uid: 1, gid: 1 });
         assert!(p.authorize(&allowed, &Action::new(Rpc::Recommend)).is_ok());
@@ -845,7 +849,7 @@ mod tests {
         let action = Action::new(Rpc::GetBearer).credential("break-glass-1");
         assert!(matches!(
             example.authorize(&anonymous, &action),
-            Err(Error::PermissionDenied(_))
+            Err(Error::Denied { .. })
         ));
     }
 

@@ -163,8 +163,8 @@ fn compile(rules: &[String]) -> CompiledPolicy {
 fn decide(rules: &[String], caller: &Caller, act: &Act) -> &'static str {
     match compile(rules).authorize(caller, &act.action()) {
         Ok(()) => "allow",
-        Err(Error::PermissionDenied(_)) => "denied",
-        Err(Error::Unauthenticated(_)) => "unauthenticated",
+        Err(Error::Denied { .. }) => "denied",
+        Err(Error::IdentityRequired { .. }) => "unauthenticated",
         Err(other) => panic!("unexpected decision {other}"),
     }
 }

@@ -68,22 +68,44 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(serde_json::to_vec(&record).unwrap_or_default())
 }
 
+/// Why an opened record is not a credential. Never includes record content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// Not the record's JSON.
+    #[error("record does not parse (line {line}, column {column})")]
+    Parse {
+        /// Where the parser stopped.
+        line: usize,
+        /// Where the parser stopped.
+        column: usize,
+    },
+    /// A schema version this broker does not read.
+    #[error("record schema version {0} is not supported")]
+    Version(u64),
+    /// A field its kind needs is absent.
+    #[error("record of kind {kind} lacks {field}")]
+    Missing {
+        /// The record's kind.
+        kind: &'static str,
+        /// The absent field.
+        field: &'static str,
+    },
+}
+
 /// Parses an opened record. The error never includes record content.
-pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, String> {
-    let mut record: RecordV1<'_> = serde_json::from_slice(plaintext).map_err(|e| {
-        format!(
-            "record does not parse (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
+pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
+    let mut record: RecordV1<'_> =
+        serde_json::from_slice(plaintext).map_err(|e| DecodeError::Parse {
+            line: e.line(),
+            column: e.column(),
+        })?;
     if record.v != 1 {
-        return Err(format!(
-            "record schema version {} is not supported",
-            record.v
-        ));
+        return Err(DecodeError::Version(u64::from(record.v)));
     }
-    let missing = |what: &str| format!("record of kind {} lacks {what}", record.kind.as_str());
+    let missing = |field: &'static str| DecodeError::Missing {
+        kind: record.kind.as_str(),
+        field,
+    };
     let account_sid = record.account_sid.clone().into_owned();
     // A secret without JSON escapes is borrowed from the (zeroizing) plaintext
     // and sealed without another copy; an escaped one is unescaped into a

@@ -173,15 +173,30 @@ fn seal_manifest(key: &MasterKey, manifest: &Manifest) -> Vec<u8> {
     )
 }
 
-fn open_manifest(key: &MasterKey, sealed: &[u8]) -> Result<Manifest, String> {
-    let opened = seal::open_record(key, MANIFEST, sealed).map_err(|e| e.to_string())?;
+/// A manifest that does not open at start-up: the daemon refuses to start.
+fn damaged_manifest(err: StoreError) -> VaultError {
+    match err {
+        StoreError::Unsealable { reason, .. } => VaultError::DamagedManifest(reason),
+        other => VaultError::Store(other),
+    }
+}
+
+/// Opens the sealed manifest; [`StoreError::Unsealable`] says why it does not.
+fn open_manifest(key: &MasterKey, sealed: &[u8]) -> Result<Manifest, StoreError> {
+    let unsealable = |reason: String| StoreError::Unsealable {
+        key: MANIFEST.into(),
+        reason,
+    };
+    let opened = seal::open_record(key, MANIFEST, sealed).map_err(|e| unsealable(e.to_string()))?;
     if opened.kind != RecordKind::Manifest {
-        return Err("the manifest record is of another kind".into());
+        return Err(unsealable("the manifest record is of another kind".into()));
     }
     let manifest: Manifest = serde_json::from_slice(&opened.plaintext)
-        .map_err(|e| format!("the manifest does not parse: {e}"))?;
+        .map_err(|e| unsealable(format!("the manifest does not parse: {e}")))?;
     if manifest.generation != opened.version {
-        return Err("the manifest's generation does not match its header".into());
+        return Err(unsealable(
+            "the manifest's generation does not match its header".into(),
+        ));
     }
     Ok(manifest)
 }
@@ -230,7 +245,7 @@ impl Index {
                     return Err("the record is not a credential record (moved)".to_owned());
                 }
                 entry.record_version = opened.version;
-                let credential = record::decode(&opened.plaintext)?;
+                let credential = record::decode(&opened.plaintext).map_err(|e| e.to_string())?;
                 if credential_key(key, &credential.name) != store_key {
                     return Err("the record names another credential (moved)".to_owned());
                 }
@@ -296,7 +311,7 @@ impl Vault {
         migrate_legacy(store.as_ref(), &key).await?;
         let (manifest, manifest_version) = match store.get(MANIFEST).await? {
             Some(stored) => (
-                open_manifest(&key, &stored.value).map_err(VaultError::DamagedManifest)?,
+                open_manifest(&key, &stored.value).map_err(damaged_manifest)?,
                 stored.version,
             ),
             None => (Manifest::default(), 0),
@@ -359,10 +374,10 @@ impl Vault {
             return Ok(Arc::clone(credential));
         }
         match index.unreadable.get(&credential_key(&self.key, name)) {
-            Some(reason) => Err(Error::FailedPrecondition(format!(
-                "the stored record of credential {name:?} cannot be opened ({reason}); \
-                 it is not served. Put the credential again to replace it"
-            ))),
+            Some(reason) => Err(Error::CredentialUnreadable {
+                credential: name.to_owned(),
+                detail: reason.clone(),
+            }),
             None => Err(Error::CredentialNotFound {
                 name: name.to_owned(),
             }),
@@ -449,10 +464,9 @@ impl Vault {
                 }
             }
         }
-        Err(Error::Unavailable(format!(
-            "credential {:?} is being changed by other broker replicas at the same time; retry",
-            credential.name
-        )))
+        Err(Error::ConcurrentChange {
+            what: format!("credential {:?}", credential.name),
+        })
     }
 
     /// Records in the manifest that `store_key` is now at `version` (or
@@ -489,31 +503,26 @@ impl Vault {
                         index.manifest_version = manifest_version;
                     });
                     if let Some(state) = &self.state_file {
-                        state
-                            .set_store_generation(generation, false)
-                            .map_err(|e| Error::Unavailable(e.to_string()))?;
+                        state.set_store_generation(generation, false).map_err(|e| {
+                            Error::StorageUnavailable {
+                                detail: e.to_string(),
+                            }
+                        })?;
                     }
                     return Ok(());
                 }
                 Cas::Conflict { .. } => {
                     let stored = self.store.get(MANIFEST).await?;
                     (manifest, expected) = match stored {
-                        Some(stored) => (
-                            open_manifest(&self.key, &stored.value).map_err(|reason| {
-                                Error::FailedPrecondition(format!(
-                                    "the store's manifest cannot be opened ({reason})"
-                                ))
-                            })?,
-                            stored.version,
-                        ),
+                        Some(stored) => (open_manifest(&self.key, &stored.value)?, stored.version),
                         None => (Manifest::default(), 0),
                     };
                 }
             }
         }
-        Err(Error::Unavailable(
-            "the store's manifest is being changed by other broker replicas; retry".into(),
-        ))
+        Err(Error::ConcurrentChange {
+            what: "the store's manifest".into(),
+        })
     }
 
     /// Re-reads the store and serves what it holds now, opening only records
@@ -530,15 +539,7 @@ impl Vault {
             Some(stored) if stored.version == current.manifest_version => {
                 (current.manifest.clone(), stored.version)
             }
-            Some(stored) => match open_manifest(&self.key, &stored.value) {
-                Ok(manifest) => (manifest, stored.version),
-                Err(reason) => {
-                    return Err(StoreError::Unsealable {
-                        key: MANIFEST.into(),
-                        reason,
-                    });
-                }
-            },
+            Some(stored) => (open_manifest(&self.key, &stored.value)?, stored.version),
             None => (Manifest::default(), 0),
         };
         if manifest.generation < current.manifest.generation {
@@ -676,9 +677,10 @@ impl Vault {
     fn resealed(&self, key: &MasterKey) -> Result<Resealed, Error> {
         let index = self.index.load();
         if let Some((store_key, reason)) = index.unreadable.iter().next() {
-            return Err(Error::FailedPrecondition(format!(
-                "record {store_key:?} cannot be opened ({reason}); delete or replace it first"
-            )));
+            return Err(Error::RecordUnreadable {
+                record: store_key.clone(),
+                detail: reason.clone(),
+            });
         }
         let generation = index.high.max(index.manifest.generation) + 1;
         let mut manifest = Manifest {
@@ -692,9 +694,10 @@ impl Vault {
         for (old_key, entry) in &index.entries {
             let Some(credential) = entry.name.as_ref().and_then(|n| index.credentials.get(n))
             else {
-                return Err(Error::FailedPrecondition(format!(
-                    "record {old_key:?} is not served; delete or replace it first"
-                )));
+                return Err(Error::RecordUnreadable {
+                    record: old_key.clone(),
+                    detail: "it is not served".into(),
+                });
             };
             let store_key = credential_key(key, &credential.name);
             let sealed = seal::seal_record(
@@ -736,9 +739,11 @@ impl Vault {
     /// Raises the state file's mark to `generation`.
     pub fn raise_mark(&self, generation: u64) -> Result<(), Error> {
         if let Some(state) = &self.state_file {
-            state
-                .set_store_generation(generation, false)
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
+            state.set_store_generation(generation, false).map_err(|e| {
+                Error::StorageUnavailable {
+                    detail: e.to_string(),
+                }
+            })?;
         }
         Ok(())
     }
@@ -756,7 +761,7 @@ async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultE
     }
     let (mut manifest, manifest_version) = match store.get(MANIFEST).await? {
         Some(stored) => (
-            open_manifest(key, &stored.value).map_err(VaultError::DamagedManifest)?,
+            open_manifest(key, &stored.value).map_err(damaged_manifest)?,
             stored.version,
         ),
         None => (Manifest::default(), 0),
@@ -769,7 +774,7 @@ async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultE
                 if opened.kind != RecordKind::Legacy {
                     return Err("a current-format record under a legacy key".to_owned());
                 }
-                record::decode(&opened.plaintext)
+                record::decode(&opened.plaintext).map_err(|e| e.to_string())
             })
             .and_then(|credential| {
                 if old_key[LEGACY_PREFIX.len()..] == credential.name {
@@ -951,7 +956,7 @@ mod tests {
         assert!(vault.get("a").is_some());
         assert!(matches!(
             vault.lookup("evil"),
-            Err(Error::FailedPrecondition(_))
+            Err(Error::CredentialUnreadable { .. })
         ));
     }
 
@@ -982,7 +987,7 @@ mod tests {
         assert!(b.get("x").is_none());
         assert!(matches!(
             b.lookup("junk"),
-            Err(Error::FailedPrecondition(_))
+            Err(Error::CredentialUnreadable { .. })
         ));
     }
 
@@ -1094,11 +1099,11 @@ mod tests {
             assert_eq!(token_of(&reopened, "main"), None, "old token served");
             assert!(matches!(
                 reopened.lookup("main"),
-                Err(Error::FailedPrecondition(m)) if m.contains("replay refused")
+                Err(Error::CredentialUnreadable { detail, .. }) if detail.contains("replay refused")
             ));
             assert!(matches!(
                 reopened.lookup("gone"),
-                Err(Error::FailedPrecondition(m)) if m.contains("deleted record was put back")
+                Err(Error::CredentialUnreadable { detail, .. }) if detail.contains("deleted record was put back")
             ));
             assert_eq!(token_of(&reopened, "other").as_deref(), Some(new.as_str()));
         }

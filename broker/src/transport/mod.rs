@@ -268,9 +268,8 @@ async fn handshake(
             let caller = match tls::client_identity(tls.get_ref().1) {
                 Ok(identity) => Caller::new(Transport::Tls, identity, addr.to_string(), source),
                 Err(reason) => {
-                    let reason = format!("client certificate refused: {reason}");
-                    tracing::warn!(peer = %addr, %reason);
-                    Caller::refused(Transport::Tls, addr.to_string(), source, reason)
+                    tracing::warn!(peer = %addr, %reason, "client certificate refused");
+                    Caller::refused(Transport::Tls, addr.to_string(), source, reason.to_string())
                 }
             };
             let _ = tx

@@ -66,18 +66,36 @@ pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAccep
 
 /// The identity of a TLS client: every name of its verified certificate
 /// (see [`Identity::Certificate`] for the order), or `anonymous-tls` without
-/// one. `Err` names why a certificate is refused.
-pub fn client_identity(connection: &rustls::ServerConnection) -> Result<Identity, String> {
+/// one. `Err` says why a certificate is refused.
+pub fn client_identity(connection: &rustls::ServerConnection) -> Result<Identity, CertRefusal> {
     match connection.peer_certificates().and_then(|c| c.first()) {
         None => Ok(Identity::AnonymousTls),
         Some(cert) => identity_from_der(cert.as_ref()),
     }
 }
 
-fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
+/// Why a verified client certificate gives no identity (the caller is then
+/// refused with `Error::CertificateRefused`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertRefusal {
+    /// x509 parsing failed.
+    #[error("its certificate could not be parsed")]
+    Unparsable,
+    /// A subject CN that is not a string.
+    #[error("its subject CN is not a string")]
+    CnNotString,
+    /// No name to be known by.
+    #[error("its certificate carries no URI SAN, DNS SAN or CN")]
+    NoNames,
+    /// A name that would pose as another namespace (see `CertName::refusal`).
+    #[error("{0}")]
+    Name(String),
+}
+
+fn identity_from_der(der: &[u8]) -> Result<Identity, CertRefusal> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|_| "its certificate could not be parsed".to_owned())?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|_| CertRefusal::Unparsable)?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -92,9 +110,7 @@ fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
         }
     }
     for cn in cert.subject().iter_common_name() {
-        let cn = cn
-            .as_str()
-            .map_err(|_| "its subject CN is not a string".to_owned())?;
+        let cn = cn.as_str().map_err(|_| CertRefusal::CnNotString)?;
         names.push(CertName::Cn(cn.to_owned()));
     }
     // Stable order: SPIFFE, other URIs, DNS, CN (each in certificate order).
@@ -105,10 +121,10 @@ fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
         CertName::Cn(_) => 3,
     });
     if names.is_empty() {
-        return Err("its certificate carries no URI SAN, DNS SAN or CN".to_owned());
+        return Err(CertRefusal::NoNames);
     }
     if let Some(reason) = names.iter().find_map(CertName::refusal) {
-        return Err(reason);
+        return Err(CertRefusal::Name(reason));
     }
     Ok(Identity::Certificate(names))
 }

@@ -57,7 +57,7 @@ impl Algorithm {
     /// header (`key=...,algorithm=HMAC_SHA256`), parsed as twilio-python
     /// 9.13 does: the first non-empty `algorithm=` wins, case-insensitive;
     /// none (or an empty header) means HMAC_SHA1. `Err` holds an unknown name.
-    pub fn from_settings(header: &str) -> Result<Self, String> {
+    pub fn from_settings(header: &str) -> Result<Self, UnknownAlgorithm> {
         let named = header.split(',').find_map(|part| {
             let (name, value) = part.split_once('=')?;
             (name.trim() == "algorithm" && !value.trim().is_empty()).then(|| value.trim())
@@ -66,7 +66,9 @@ impl Algorithm {
             None => Ok(Algorithm::HmacSha1),
             Some(name) if name.eq_ignore_ascii_case("HMAC_SHA1") => Ok(Algorithm::HmacSha1),
             Some(name) if name.eq_ignore_ascii_case("HMAC_SHA256") => Ok(Algorithm::HmacSha256),
-            Some(name) => Err(name.to_owned()),
+            Some(name) => Err(UnknownAlgorithm {
+                name: name.chars().take(32).collect(),
+            }),
         }
     }
 }
@@ -151,7 +153,19 @@ pub struct Prepared {
     suffix: String,
     body_hash: Option<(String, String)>,
     signature: String,
-    algorithm: Result<Algorithm, String>,
+    algorithm: Result<Algorithm, UnknownAlgorithm>,
+}
+
+/// A signature-settings header names an algorithm the broker does not know.
+/// Not an error of the request: the verdict is `valid: false` with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the signature settings name algorithm {name:?}, which the broker does not know \
+     (HMAC_SHA1 and HMAC_SHA256 are supported)"
+)]
+pub struct UnknownAlgorithm {
+    /// The name as sent, cut to 32 characters.
+    pub name: String,
 }
 
 /// Checks a request's shape (INVALID_ARGUMENT naming the field) and prepares
@@ -204,13 +218,7 @@ impl Prepared {
     pub fn verify(&self, key: &SealedSecret) -> Verdict {
         let algorithm = match &self.algorithm {
             Ok(algorithm) => *algorithm,
-            Err(name) => {
-                return Verdict::invalid(format!(
-                    "the signature settings name algorithm {:?}, which the broker does not know \
-                     (HMAC_SHA1 and HMAC_SHA256 are supported)",
-                    name.chars().take(32).collect::<String>()
-                ));
-            }
+            Err(unknown) => return Verdict::invalid(unknown.to_string()),
         };
         let given = self.signature.as_bytes();
         let without = signature(key, algorithm, &self.without_port, &self.suffix);

@@ -228,7 +228,7 @@ fn malformed_requests_are_errors_naming_the_field() {
     ];
     for (request, field) in cases {
         match validate(&key, request) {
-            Err(Error::InvalidArgument { field: got, .. }) => assert_eq!(got, field),
+            Err(Error::InvalidField { field: got, .. }) => assert_eq!(got, field),
             other => panic!("{field}: expected INVALID_ARGUMENT, got {other:?}"),
         }
     }

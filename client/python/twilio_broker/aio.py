@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Tuple
 import grpc
 import grpc.aio
 
-from twilio_broker.client import Bearer, BrokerError, _check_plaintext, _options, _seconds, _target
+from twilio_broker.client import MIN_TTL_UNREACHABLE, Bearer, BrokerError, _check_plaintext, _options, _seconds, _target
 from twilio_broker.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc, credential_pb2
 
 
@@ -47,7 +47,7 @@ class AsyncBrokerClient:
         try:
             return await method(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as err:
-            raise BrokerError(err.code().name, err.details() or "") from None
+            raise BrokerError.from_rpc_error(err) from None
 
     async def get_bearer(self, credential: str, min_ttl_seconds: int = 0) -> Bearer:
         """GetBearer, uncached."""
@@ -70,7 +70,7 @@ class AsyncBrokerClient:
             return await self.get_bearer(credential, min_ttl_seconds=int(self._margin * 2)), self._margin
         except BrokerError as err:
             # Tokens shorter than twice the margin: take what the broker has.
-            if err.code != "INVALID_ARGUMENT" or "min_ttl_seconds" not in err.message:
+            if err.reason != MIN_TTL_UNREACHABLE:
                 raise
         self.bearer_fetches += 1
         bearer = await self.get_bearer(credential, min_ttl_seconds=0)

@@ -13,13 +13,59 @@ import grpc
 from twilio_broker.v1 import admin_pb2, admin_pb2_grpc, broker_pb2, broker_pb2_grpc, credential_pb2
 
 
-class BrokerError(Exception):
-    """A gRPC error from the broker, with its status code name (e.g. NOT_FOUND)."""
+#: The `google.rpc.ErrorInfo.domain` of errors the broker sends.
+ERROR_DOMAIN = "twilio-broker"
+#: The reason GetBearer gives when `min_ttl_seconds` cannot be met.
+MIN_TTL_UNREACHABLE = "MIN_TTL_UNREACHABLE"
+_DETAILS_KEY = "grpc-status-details-bin"
 
-    def __init__(self, code: str, message: str):
+
+class BrokerError(Exception):
+    """A gRPC error from the broker, with its status code name (e.g. NOT_FOUND).
+
+    Decide on `reason` (the broker's `google.rpc.ErrorInfo.reason`, such as
+    MIN_TTL_UNREACHABLE or RATE_LIMITED; the README lists them), never on
+    `message`, which is for people and may change. `metadata` holds the
+    ErrorInfo metadata (`field`, `credential`, ...); `retry_after` is the
+    `google.rpc.RetryInfo` delay in seconds, when the broker knows one.
+    """
+
+    def __init__(self, code: str, message: str, reason: Optional[str] = None,
+                 metadata: Optional[Dict[str, str]] = None, retry_after: Optional[float] = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.reason = reason
+        self.metadata: Dict[str, str] = dict(metadata or {})
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_rpc_error(cls, err) -> "BrokerError":
+        """From a `grpc.RpcError` or `grpc.aio.AioRpcError`: the code and
+        message, and the reason, metadata and retry delay from the
+        `grpc-status-details-bin` trailer (a `google.rpc.Status`)."""
+        reason, metadata, retry_after = _details(err.trailing_metadata() or ())
+        return cls(err.code().name, err.details() or "", reason, metadata, retry_after)
+
+
+def _details(trailing_metadata) -> Tuple[Optional[str], Dict[str, str], Optional[float]]:
+    """ErrorInfo (of the broker's domain) and RetryInfo from the trailers."""
+    from google.rpc import error_details_pb2, status_pb2
+
+    for key, value in trailing_metadata:
+        if key != _DETAILS_KEY:
+            continue
+        status = status_pb2.Status.FromString(value)
+        reason, metadata, retry_after = None, {}, None
+        for any_detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            retry = error_details_pb2.RetryInfo()
+            if any_detail.Unpack(info) and info.domain == ERROR_DOMAIN:
+                reason, metadata = info.reason, dict(info.metadata)
+            elif any_detail.Unpack(retry) and retry.HasField("retry_delay"):
+                retry_after = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+        return reason, metadata, retry_after
+    return None, {}, None
 
 
 @dataclass(frozen=True)
@@ -128,7 +174,7 @@ class BrokerClient:
         try:
             return method(request, timeout=self._timeout)
         except grpc.RpcError as err:
-            raise BrokerError(err.code().name, err.details()) from None
+            raise BrokerError.from_rpc_error(err) from None
 
     # --- Broker service -------------------------------------------------
 
@@ -154,7 +200,7 @@ class BrokerClient:
             # Twilio issues this credential's tokens for less than twice our
             # margin (a short access_token_ttl): take what the broker has and
             # keep it for half its remaining life at most.
-            if err.code != "INVALID_ARGUMENT" or "min_ttl_seconds" not in err.message:
+            if err.reason != MIN_TTL_UNREACHABLE:
                 raise
         with self._lock:
             self.bearer_fetches += 1

@@ -123,6 +123,8 @@ async fn the_go_example_gets_a_bearer_over_unix_socket_and_tcp() {
         stderr.contains("NotFound") && stderr.contains("nope"),
         "{stderr}"
     );
+    // The reason, read from the status details with status.Details().
+    assert!(stderr.contains("(reason CREDENTIAL_NOT_FOUND)"), "{stderr}");
     s.assert_clean_logs();
 }
 

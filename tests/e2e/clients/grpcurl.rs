@@ -18,10 +18,21 @@ use crate::oracles;
 /// exactly as the README writes it: no `-authority`, so grpcurl 1.8 sends the
 /// socket path as `:authority`, which the broker serves (vendor/h2/PATCH.md).
 fn grpcurl(socket: &Path, args: &[&str], body: Option<&Value>) -> (bool, String) {
+    grpcurl_with(&[], socket, args, body)
+}
+
+/// [`grpcurl`] with more `flags` (they go before the address, where grpcurl
+/// reads flags).
+fn grpcurl_with(
+    flags: &[&str],
+    socket: &Path,
+    args: &[&str],
+    body: Option<&Value>,
+) -> (bool, String) {
     use std::io::Write as _;
     let grpcurl = oracles::tool("grpcurl").unwrap();
     let mut command = Command::new(grpcurl);
-    command.args(["-plaintext", "-unix"]);
+    command.args(["-plaintext", "-unix"]).args(flags);
     if body.is_some() {
         command.args(["-d", "@"]);
     }
@@ -201,6 +212,34 @@ async fn the_readme_grpcurl_recipes_work_for_every_rpc() {
         Some(&json!({"name": "prod-oauth"})),
     );
     assert!(!ok && gone.contains("NotFound"), "{gone}");
+    // Stock grpcurl shows the ErrorInfo (reflection serves google.rpc's
+    // types), and with -format-error prints the status as JSON.
+    assert!(
+        gone.contains("\"reason\":\"CREDENTIAL_NOT_FOUND\""),
+        "{gone}"
+    );
+    let (ok, json_error) = grpcurl_with(
+        &["-format-error"],
+        s,
+        &["twilio.broker.v1.Admin/GetCredential"],
+        Some(&json!({"name": "prod-oauth"})),
+    );
+    assert!(!ok, "{json_error}");
+    let start = json_error.find('{').expect("a JSON status");
+    let status: Value = serde_json::Deserializer::from_str(&json_error[start..])
+        .into_iter::<Value>()
+        .next()
+        .expect("one JSON value")
+        .expect("JSON");
+    assert_eq!(status["code"], 5, "{status}");
+    let info = &status["details"][0];
+    assert_eq!(
+        info["@type"], "type.googleapis.com/google.rpc.ErrorInfo",
+        "{status}"
+    );
+    assert_eq!(info["reason"], "CREDENTIAL_NOT_FOUND", "{status}");
+    assert_eq!(info["domain"], "twilio-broker", "{status}");
+    assert_eq!(info["metadata"]["credential"], "prod-oauth", "{status}");
     let log = broker.log_text();
     for secret in f.secrets() {
         assert!(!log.contains(secret));

@@ -107,6 +107,64 @@ impl Setup {
         }
     }
 
+    /// The `sms` part of a Python or Node driver's answer (one shape for
+    /// both): `MESSAGES` messages sent through Twilio's own library to
+    /// api.twilio.com with a bearer, `broker_calls` broker calls, all
+    /// authorised by one bearer.
+    pub fn assert_sms(&self, sms: &Value, broker_calls: u64) {
+        let messages = sms["messages"].as_array().unwrap();
+        assert_eq!(messages.len() as u64, MESSAGES, "{sms}");
+        let mut sids = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            let sid = message["sid"].as_str().unwrap();
+            assert!(sid.starts_with("SM"), "{message}");
+            assert_eq!(message["status"], "queued");
+            assert_eq!(message["account_sid"], self.f.account_sid.as_str());
+            assert_eq!(message["to"], "+15005550006");
+            assert_eq!(message["from"], "+15005550001");
+            assert_eq!(message["body"], format!("hello broker {i}"));
+            sids.push(sid.to_owned());
+        }
+        // The library aimed at Twilio itself and sent a bearer, never Basic.
+        assert_eq!(sms["hosts"], serde_json::json!(["api.twilio.com"]));
+        assert_eq!(sms["schemes"], serde_json::json!(["Bearer"]));
+        assert_eq!(sms["distinct_bearers"], 1);
+        // The library asked its provider for every request; the provider's
+        // cache asked the broker `broker_calls` times.
+        assert_eq!(sms["broker_calls"], broker_calls, "{sms}");
+        self.assert_messages_authorised_by_one_bearer(&sids);
+    }
+
+    /// The direct gRPC calls of a Python or Node driver (one shape for
+    /// both): the credentials listed, the OAuth kind, NOT_FOUND with its
+    /// reason and metadata, a minted Video token, and the bearer cache.
+    pub fn assert_direct_calls(&self, calls: &Value, broker_calls: u64) {
+        let mut names = vec![OAUTH, VIDEO];
+        names.sort();
+        assert_eq!(calls["credentials"], serde_json::json!(names));
+        assert_eq!(calls["oauth_kind"], "CREDENTIAL_KIND_OAUTH_CLIENT");
+        assert_eq!(calls["not_found"], "NOT_FOUND");
+        // The client exposes the broker's ErrorInfo: decide on the reason.
+        assert_eq!(calls["not_found_reason"], "CREDENTIAL_NOT_FOUND");
+        assert_eq!(
+            calls["not_found_metadata"]["credential"],
+            "no-such-credential"
+        );
+        let minted = &calls["minted"];
+        assert_eq!(minted["jti"], minted["claim_jti"]);
+        assert!(
+            minted["jti"].as_str().unwrap().starts_with(&self.f.key_sid),
+            "{minted}"
+        );
+        assert_eq!(minted["identity"], "alice");
+        assert_eq!(minted["room"], "standup");
+        assert_eq!(minted["exp"], minted["expires_at"]);
+        let left = minted["ttl_left"].as_i64().unwrap();
+        assert!((590..=600).contains(&left), "{minted}");
+        assert_eq!(calls["bearer_account_sid"], self.f.account_sid.as_str());
+        assert_eq!(calls["bearer_fetches"], broker_calls);
+    }
+
     /// No secret in anything the broker logged.
     pub fn assert_clean_logs(&self) {
         let log = self.broker.log_text();

@@ -3,9 +3,9 @@
 //! a bearer from the broker, asking the broker once although twilio-node asks
 //! its provider on every request; grpc-js calls the broker directly.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{MESSAGES, OAUTH, VIDEO, client_dir, run_driver, setup};
+use super::{client_dir, run_driver, setup};
 use crate::oracles;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,27 +41,7 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
         &s.spec(),
     );
 
-    let sms = &out["sms"];
-    let messages = sms["messages"].as_array().unwrap();
-    assert_eq!(messages.len() as u64, MESSAGES, "{sms}");
-    let mut sids = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let sid = message["sid"].as_str().unwrap();
-        assert!(sid.starts_with("SM"), "{message}");
-        assert_eq!(message["status"], "queued");
-        assert_eq!(message["account_sid"], s.f.account_sid.as_str());
-        assert_eq!(message["to"], "+15005550006");
-        assert_eq!(message["from"], "+15005550001");
-        assert_eq!(message["body"], format!("hello broker {i}"));
-        sids.push(sid.to_owned());
-    }
-    assert_eq!(sms["hosts"], json!(["api.twilio.com"]));
-    assert_eq!(sms["schemes"], json!(["Bearer"]));
-    assert_eq!(sms["distinct_bearers"], 1);
-    // twilio-node asked the provider for every request (and a burst more);
-    // the provider asked the broker once.
-    assert_eq!(sms["broker_calls"], broker_calls, "{sms}");
-    s.assert_messages_authorised_by_one_bearer(&sids);
+    s.assert_sms(&out["sms"], broker_calls);
 
     // Issue 14: plaintext to a non-loopback host only when insisted on.
     let plaintext = &out["plaintext"];
@@ -77,26 +57,9 @@ async fn run(ttl: Option<u64>, broker_calls: u64) {
         "{plaintext}"
     );
     let grpc = &out["grpc_js"];
-    let mut names = vec![OAUTH, VIDEO];
-    names.sort();
-    assert_eq!(grpc["credentials"], json!(names));
-    assert_eq!(grpc["oauth_kind"], "CREDENTIAL_KIND_OAUTH_CLIENT");
-    assert_eq!(grpc["not_found"], "NOT_FOUND");
-    let minted = &grpc["minted"];
-    assert_eq!(minted["jti"], minted["claim_jti"]);
-    assert!(
-        minted["jti"].as_str().unwrap().starts_with(&s.f.key_sid),
-        "{minted}"
-    );
-    assert_eq!(minted["identity"], "alice");
-    assert_eq!(minted["room"], "standup");
-    assert_eq!(minted["exp"], minted["expires_at"]);
-    let left = minted["ttl_left"].as_i64().unwrap();
-    assert!((590..=600).contains(&left), "{minted}");
-    assert_eq!(grpc["bearer_account_sid"], s.f.account_sid.as_str());
+    s.assert_direct_calls(grpc, broker_calls);
+    // Four concurrent cold calls, one broker call (bearer_fetches above).
     assert_eq!(grpc["herd_same"], Value::Bool(true));
-    // Four concurrent cold calls, one broker call.
-    assert_eq!(grpc["bearer_fetches"], broker_calls);
     assert_eq!(s.standin.tokens_issued(), 1);
     s.assert_clean_logs();
 }

@@ -61,6 +61,7 @@ pub fn run(command: &mut Command) -> String {
 /// The lowest versions `client/python/pyproject.toml` allows (and the
 /// `twilio` extra's lowest).
 pub const PY_LOWEST: &[(&str, &str)] = &[
+    ("googleapis-common-protos", "1.76.0"),
     ("grpcio", "1.85.0"),
     ("protobuf", "7.35.1"),
     ("twilio", "9.4.1"),
@@ -181,8 +182,11 @@ async fn the_python_package_installs_and_works_at_lowest_and_latest_versions() {
         let Some(python) = python_package(versions) else {
             return;
         };
-        let got = installed_versions(&python, &["grpcio", "protobuf", "twilio"]);
-        assert_eq!(got.len(), 3, "{got:?}");
+        let got = installed_versions(
+            &python,
+            &["googleapis-common-protos", "grpcio", "protobuf", "twilio"],
+        );
+        assert_eq!(got.len(), 4, "{got:?}");
         if versions == Versions::Lowest {
             let want: Vec<(String, String)> = PY_LOWEST
                 .iter()
@@ -214,6 +218,7 @@ async fn the_python_package_installs_and_works_at_lowest_and_latest_versions() {
         assert_eq!(out["sms"]["broker_calls"], 1, "{versions:?}: {out}");
         assert_eq!(out["sms"]["schemes"], serde_json::json!(["Bearer"]));
         assert_eq!(out["grpcio"]["not_found"], "NOT_FOUND");
+        assert_eq!(out["grpcio"]["not_found_reason"], "CREDENTIAL_NOT_FOUND");
         let sids: Vec<String> = out["sms"]["messages"]
             .as_array()
             .unwrap()

@@ -68,8 +68,15 @@ async fn the_bearer_cache_asks_the_broker_once_for_many_calls() {
         matches!(wrong_kind, Err(Error::FailedPrecondition(_))),
         "{wrong_kind:?}"
     );
+    assert_eq!(
+        wrong_kind.as_ref().err().and_then(Error::reason),
+        Some("WRONG_CREDENTIAL_KIND")
+    );
     let missing = client.bearer("nope").await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    let missing = missing.err().unwrap();
+    assert_eq!(missing.reason(), Some("CREDENTIAL_NOT_FOUND"));
+    assert_eq!(missing.metadata("credential"), Some("nope"));
     s.assert_clean_logs();
 }
 

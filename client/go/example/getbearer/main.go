@@ -6,7 +6,9 @@
 //	getbearer -addr 127.0.0.1:50051 -credential prod-oauth
 //
 // A service would send "Authorization: Bearer " + reply.AccessToken to
-// https://api.twilio.com. Exit status 1 and the gRPC status on failure.
+// https://api.twilio.com. Exit status 1 and the gRPC status on failure, with
+// the broker's reason (google.rpc.ErrorInfo): decide on the reason, never on
+// the message text.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
@@ -36,6 +39,17 @@ func dial(addr string) (*grpc.ClientConn, error) {
 			}))
 	}
 	return grpc.Dial(strings.TrimSuffix(strings.TrimPrefix(addr, "http://"), "/"), grpc.WithInsecure())
+}
+
+// reason is the broker's google.rpc.ErrorInfo reason on s (such as
+// CREDENTIAL_NOT_FOUND or MIN_TTL_UNREACHABLE), or "" without one.
+func reason(s *status.Status) string {
+	for _, detail := range s.Details() {
+		if info, ok := detail.(*errdetails.ErrorInfo); ok && info.GetDomain() == "twilio-broker" {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 func main() {
@@ -63,7 +77,7 @@ func main() {
 	})
 	if err != nil {
 		s := status.Convert(err)
-		fmt.Fprintf(os.Stderr, "broker: %s: %s\n", s.Code(), s.Message())
+		fmt.Fprintf(os.Stderr, "broker: %s (reason %s): %s\n", s.Code(), reason(s), s.Message())
 		os.Exit(1)
 	}
 	out, _ := json.Marshal(map[string]interface{}{
