@@ -4,7 +4,8 @@
 //! process, so a process with 100,000 credentials would otherwise keep
 //! 100,000 secrets in clear on its heap, where a core dump, a swapped page or
 //! a memory-disclosure bug could read them. A [`SealedSecret`] holds its value
-//! encrypted (XChaCha20-Poly1305) under a *memory key*: 32 random bytes drawn
+//! encrypted (ChaCha20-Poly1305, random 96-bit nonces: a process seals far
+//! fewer than the 2^32 secrets that allows) under a *memory key*: 32 random bytes drawn
 //! once per process, never stored, and locked in RAM where the system allows
 //! it. Only that one key needs locked memory, however many credentials are
 //! loaded.
@@ -22,11 +23,11 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use zeroize::{Zeroize as _, Zeroizing};
 
 const KEY_LEN: usize = 32;
-const NONCE_LEN: usize = 24;
+const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// The per-process key that seals secrets in memory.
@@ -54,8 +55,8 @@ fn memory_key() -> &'static MemoryKey {
     })
 }
 
-fn cipher() -> XChaCha20Poly1305 {
-    XChaCha20Poly1305::new(Key::from_slice(memory_key().bytes.as_slice()))
+fn cipher() -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(Key::from_slice(memory_key().bytes.as_slice()))
 }
 
 /// A secret value (Auth Token, API key secret, OAuth client secret), sealed
@@ -82,7 +83,7 @@ impl SealedSecret {
         // Encryption fails only for inputs beyond 256 GiB; secrets are capped
         // at `credential::MAX_SECRET_LEN`.
         if cipher()
-            .encrypt_in_place(XNonce::from_slice(&nonce), b"", &mut *body)
+            .encrypt_in_place(Nonce::from_slice(&nonce), b"", &mut *body)
             .is_ok()
         {
             sealed.extend_from_slice(&body);
@@ -99,7 +100,7 @@ impl SealedSecret {
         let mut buffer = Zeroizing::new(body.to_vec());
         if nonce.len() != NONCE_LEN
             || cipher()
-                .decrypt_in_place(XNonce::from_slice(nonce), b"", &mut *buffer)
+                .decrypt_in_place(Nonce::from_slice(nonce), b"", &mut *buffer)
                 .is_err()
         {
             // Sealed by this process and never exposed for writing: this
