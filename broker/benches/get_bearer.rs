@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
-use twilio_broker::bearer::{Bearers, OAuthConfig};
-use twilio_broker::credential::{Credential, Secret};
-use twilio_broker::master_key::MasterKey;
-use twilio_broker::server::{self, State};
-use twilio_broker::store::{SledStore, Vault};
+use twilio_broker::{Bearers, OAuthConfig};
+use twilio_broker::{Credential, Secret};
+use twilio_broker::MasterKey;
+use twilio_broker::State;
+use twilio_broker::{SledStore, Vault};
 use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 use twilio_broker_api::v1::broker_server::{Broker, BrokerServer};
@@ -202,15 +202,15 @@ fn main() {
             .unwrap();
         let bearer = Bearers::connect(Arc::clone(&vault), settings).unwrap();
         let policy =
-            twilio_broker::policy::PolicyEngine::load(twilio_broker::policy::Source::DevAllowAll)
+            twilio_broker::PolicyEngine::load(twilio_broker::PolicySource::DevAllowAll)
                 .unwrap();
-        let audit = twilio_broker::audit::AuditTrail::disabled();
+        let audit = twilio_broker::AuditTrail::disabled();
         let state = Arc::new(State::new(vault, policy, audit, bearer));
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let broker_url = format!("http://{}", listener.local_addr().unwrap());
-        let listeners = vec![twilio_broker::transport::Bound::Plaintext(listener)];
-        tokio::spawn(server::run(listeners, state, std::future::pending()));
+        let listeners = vec![twilio_broker::Bound::Plaintext(listener)];
+        tokio::spawn(twilio_broker::run(listeners, state, std::future::pending()));
 
         // Warm the cache and take its token for the canned response.
         let mut client = BrokerClient::connect(broker_url.clone()).await.unwrap();

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 use secrecy::SecretString;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
-use twilio_broker::credential::{Credential, KeyType, Secret};
-use twilio_broker::server::State;
-use twilio_broker::store::{SledStore, Vault};
+use twilio_broker::{Credential, KeyType, Secret};
+use twilio_broker::State;
+use twilio_broker::{SledStore, Vault};
 use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::broker_client::BrokerClient;
 use twilio_broker_api::v1::broker_server::{Broker, BrokerServer};
@@ -202,16 +202,16 @@ fn main() {
         .collect();
     let sdk_tokens: u64 = env_or("MINT_BENCH_SDK_TOKENS", 20_000);
 
-    let domain = twilio_broker::mint::TokenRequest {
+    let domain = twilio_broker::TokenRequest {
         identity: "user-123".into(),
         ttl_seconds: 3600,
-        grants: twilio_broker::mint::Grants {
-            voice: Some(twilio_broker::mint::VoiceGrant {
+        grants: twilio_broker::Grants {
+            voice: Some(twilio_broker::VoiceGrant {
                 incoming_allow: true,
                 outgoing_application_sid: APP.into(),
                 ..Default::default()
             }),
-            video: Some(twilio_broker::mint::VideoGrant {
+            video: Some(twilio_broker::VideoGrant {
                 room: "room-1".into(),
             }),
             ..Default::default()
@@ -227,7 +227,7 @@ fn main() {
     let (broker_addr, baseline_addr, state) = servers.block_on(async {
         let vault = Vault::open(
             Arc::new(SledStore::temporary().unwrap()),
-            twilio_broker::master_key::MasterKey::generate(),
+            twilio_broker::MasterKey::generate(),
         )
         .await
         .unwrap();
@@ -247,12 +247,12 @@ fn main() {
             .await
             .unwrap();
         let policy =
-            twilio_broker::policy::PolicyEngine::load(twilio_broker::policy::Source::DevAllowAll)
+            twilio_broker::PolicyEngine::load(twilio_broker::PolicySource::DevAllowAll)
                 .unwrap();
         let vault = Arc::new(vault);
-        let bearer = twilio_broker::bearer::Bearers::connect(
+        let bearer = twilio_broker::Bearers::connect(
             Arc::clone(&vault),
-            twilio_broker::bearer::OAuthConfig::default()
+            twilio_broker::OAuthConfig::default()
                 .resolve(None)
                 .unwrap(),
         )
@@ -260,13 +260,13 @@ fn main() {
         let state = Arc::new(State::new(
             vault,
             policy,
-            twilio_broker::audit::AuditTrail::disabled(),
+            twilio_broker::AuditTrail::disabled(),
             bearer,
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let broker_addr = listener.local_addr().unwrap();
-        tokio::spawn(twilio_broker::server::run(
-            vec![twilio_broker::transport::Bound::Plaintext(listener)],
+        tokio::spawn(twilio_broker::run(
+            vec![twilio_broker::Bound::Plaintext(listener)],
             Arc::clone(&state),
             std::future::pending(),
         ));
@@ -275,7 +275,7 @@ fn main() {
         let baseline_addr = listener.local_addr().unwrap();
         // The baseline answers with a real token, so both reply with the same bytes.
         let credential = state.vault.get("bench").unwrap();
-        let minted = twilio_broker::mint::Minter::new()
+        let minted = twilio_broker::Minter::new()
             .mint(&credential, domain.check().unwrap(), SystemTime::now())
             .unwrap();
         let canned = pb::MintAccessTokenResponse {
@@ -299,7 +299,7 @@ fn main() {
 
     // The signing step alone, in process, for reference.
     let credential = state.vault.get("bench").unwrap();
-    let minter = twilio_broker::mint::Minter::new();
+    let minter = twilio_broker::Minter::new();
     let n = 200_000;
     let started = Instant::now();
     let mut bytes = 0;

@@ -12,7 +12,7 @@ use serde_json::json;
 use twilio_broker::plugin_host::{
     self, Loaded, PluginAuditSink, PluginError, PluginKind, PluginSpec, PluginStore,
 };
-use twilio_broker::store::{BlockingStore, Store, StoreError};
+use twilio_broker::{BlockingStore, Store, StoreError};
 use twilio_broker_plugin_sdk::conformance::{self, Outcome};
 
 use super::libs::{
