@@ -5,7 +5,7 @@
 //! Ids are a public contract (pipelines match on them): add, never rename.
 
 use super::Method;
-use super::rules::Situation;
+use super::situation::Situation;
 use crate::credential::KeyType;
 
 /// One Twilio limit.

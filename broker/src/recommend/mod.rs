@@ -16,6 +16,7 @@ pub mod notes;
 pub mod resources;
 pub mod review;
 pub mod rules;
+pub mod situation;
 
 #[cfg(test)]
 mod tests;
