@@ -7,11 +7,16 @@
 //! generated types; `server` wires them into a running daemon; `cli` is the
 //! `twilio-broker` command line.
 //!
+//! No `unsafe` here (forbidden): plugin loading is the crate
+//! `twilio-broker-plugin-host`, system calls are `twilio-broker-system`.
+//!
 //! **Every module is `pub(crate)`**, so rustc reports dead code and the
 //! boundaries below are the compiler's. The public surface is the list of
 //! re-exports at the end of this file: exactly what the end-to-end tests
 //! (`tests/e2e`), the benches (`broker/benches`) and `fuzz/` use
 //! (ARCHITECTURE.md, "Public surface"). Add to it only for one of those.
+
+#![forbid(unsafe_code)]
 
 pub(crate) mod audit;
 pub(crate) mod bearer;
@@ -26,7 +31,6 @@ pub(crate) mod listing;
 pub(crate) mod master_key;
 pub(crate) mod mint;
 pub(crate) mod notify;
-pub mod plugin_host;
 pub(crate) mod policy;
 pub(crate) mod recommend;
 pub(crate) mod server;
@@ -36,6 +40,10 @@ pub(crate) mod store;
 pub(crate) mod telemetry;
 pub(crate) mod transport;
 pub(crate) mod webhook;
+
+/// The plugin host crate under its old module path (`crate::plugin_host`),
+/// so code that loads plugins reads the same as before the host moved out.
+pub(crate) use twilio_broker_plugin_host as plugin_host;
 
 /// The fuzz bodies `fuzz/` wraps: only with the `fuzzing` feature (off by
 /// default, so never in the daemon binary) and in this crate's tests.

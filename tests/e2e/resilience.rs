@@ -74,11 +74,9 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
     {
         let store = SledStore::open(options.data_dir.as_ref().unwrap()).unwrap();
         // Store keys are keyed hashes of the names (issue 14).
-        let master = twilio_broker::MasterKey::from_base64(
-            options.master_key.as_deref().unwrap(),
-            "test",
-        )
-        .unwrap();
+        let master =
+            twilio_broker::MasterKey::from_base64(options.master_key.as_deref().unwrap(), "test")
+                .unwrap();
         let key = |name: &str| twilio_broker::credential_key(&master, name);
         let sealed = store.get(&key("source")).await.unwrap().unwrap().value;
         store.put(&key("moved"), sealed).await.unwrap();

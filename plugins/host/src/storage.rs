@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::PluginError;
 use super::guard::Guard;
 use super::raw::RawPlugin;
-use crate::store::{Cas, ChangeFeed, Store, StoreError, Versioned};
+use twilio_broker_store_api::{Cas, ChangeFeed, Store, StoreError, Versioned};
 
 /// How long one `wait_for_change` call may block in the plugin.
 const WAIT_MS: u32 = 1_000;
