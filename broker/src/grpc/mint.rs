@@ -9,15 +9,15 @@ use std::time::SystemTime;
 use prost_types::value::Kind as ValueKind;
 use twilio_broker_api::v1 as pb;
 
+use super::Services;
 use crate::error::{Error, Result};
 use crate::mint::json::{self, Json, Object};
 use crate::mint::{self, Grants, TokenRequest};
-use crate::server::State;
 
 /// Serves one MintAccessToken call, already converted and checked by the
 /// guard (the request rules come before the credential lookup).
 pub(super) fn mint_access_token(
-    state: &State,
+    state: &Services,
     request: super::guard::CheckedMint,
 ) -> Result<pb::MintAccessTokenResponse> {
     let checked = request.token.check()?;
