@@ -3,14 +3,22 @@
 //! --lib tidy`).
 //!
 //! - Only the gRPC edge sees generated or tonic/prost types: `grpc/`,
-//!   `server.rs`, the CLI's client commands, `transport/` (it implements
-//!   tonic's `Connected`) and `fuzzing.rs` (it feeds proto requests in).
+//!   `server.rs` (it also gives tonic each connection's caller through
+//!   `Connected`), the CLI's client commands and `fuzzing.rs` (it feeds proto
+//!   requests in). `transport/` does not: it hands connections over as plain
+//!   tokio I/O.
 //! - Only the vault seals (`store/vault.rs`, with `store/seal.rs` itself;
 //!   `fuzzing.rs` seals test records to fuzz their opening, and
 //!   `state_file.rs` seals the state file, which lives outside the store).
 //! - No `unwrap_or_else(|_| unreachable!())`, which hides an `unwrap` from
 //!   the `unwrap_used` lint: say why it cannot fail with `expect`.
 //! - Every module of `lib.rs` has its row in ARCHITECTURE.md.
+//! - No import cycle among `broker/src`'s top-level modules, nor among the
+//!   children of a folder module; nothing below names `crate::grpc` (but
+//!   `server.rs`, the CLI and the fuzz bodies) or `crate::server` (but the
+//!   CLI).
+//! - `unsafe` only in the plugin SDK, the plugin host and `system`, in
+//!   every crate of the workspace.
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +67,6 @@ fn generated_and_tonic_types_stay_at_the_edge() {
     let allowed = |file: &str| {
         file.starts_with("grpc/")
             || file.starts_with("cli/")
-            || file.starts_with("transport/")
             || file == "server.rs"
             || file == "fuzzing.rs"
     };
@@ -251,7 +258,9 @@ fn the_cycle_finder_finds_cycles() {
     let graph = |edges: &[(&str, &str)]| {
         let mut g = Graph::new();
         for (a, b) in edges {
-            g.entry((*a).to_owned()).or_default().insert((*b).to_owned());
+            g.entry((*a).to_owned())
+                .or_default()
+                .insert((*b).to_owned());
         }
         g
     };
@@ -334,9 +343,7 @@ fn no_import_cycle_inside_a_folder_module() {
 #[test]
 fn nothing_imports_up_into_the_edge_or_the_wiring() {
     let may_name = |module: &str, file: &str| match module {
-        "grpc" => {
-            ["grpc", "server", "cli", "main", "fuzzing"].contains(&top_module(file))
-        }
+        "grpc" => ["grpc", "server", "cli", "main", "fuzzing"].contains(&top_module(file)),
         "server" => ["server", "cli", "main"].contains(&top_module(file)),
         _ => true,
     };
@@ -391,19 +398,33 @@ fn unsafe_lives_only_in_the_sdk_the_host_and_system() {
         "{UNSAFE_CRATES:?} are not all workspace members: {crates:?}"
     );
     let mut found = Vec::new();
-    for krate in crates.iter().filter(|c| !UNSAFE_CRATES.contains(&c.as_str())) {
+    for krate in crates
+        .iter()
+        .filter(|c| !UNSAFE_CRATES.contains(&c.as_str()))
+    {
         let dir = root.join(krate);
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("crate Cargo.toml");
         // The root crate's manifest is also the workspace's: only its
         // `[lints]` table counts.
-        let lints = manifest.split("\n[lints").skip(1).collect::<Vec<_>>().join("\n");
-        let forbids = lints.starts_with("]\nworkspace = true")
-            || lints.contains("unsafe_code = \"forbid\"");
+        let lints = manifest
+            .split("\n[lints")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let forbids =
+            lints.starts_with("]\nworkspace = true") || lints.contains("unsafe_code = \"forbid\"");
         if !forbids && krate != "fuzz" {
             found.push(format!("{krate}/Cargo.toml: neither `[lints] workspace = true` nor unsafe_code = \"forbid\""));
         }
         let mut files = Vec::new();
-        for sub in ["src", "proto", "benches", "examples", "fuzz_targets", "tests"] {
+        for sub in [
+            "src",
+            "proto",
+            "benches",
+            "examples",
+            "fuzz_targets",
+            "tests",
+        ] {
             if dir.join(sub).is_dir() && !(krate == "." && sub == "tests") {
                 sources(&dir.join(sub), &mut files);
             }
@@ -416,9 +437,15 @@ fn unsafe_lives_only_in_the_sdk_the_host_and_system() {
             let text = std::fs::read_to_string(&file).expect("utf-8 source");
             for (n, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or_default();
-                if ["unsafe {", "unsafe fn", "unsafe impl", "unsafe extern", "allow(unsafe_code)"]
-                    .iter()
-                    .any(|p| code.contains(p))
+                if [
+                    "unsafe {",
+                    "unsafe fn",
+                    "unsafe impl",
+                    "unsafe extern",
+                    "allow(unsafe_code)",
+                ]
+                .iter()
+                .any(|p| code.contains(p))
                 {
                     found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
                 }

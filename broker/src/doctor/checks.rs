@@ -4,9 +4,9 @@
 
 use secrecy::ExposeSecret as _;
 
+use super::rules::finding;
 use super::scan::{Assignment, normal_name};
 use super::vcs::Vcs;
-use super::rules::finding;
 use super::{Finding, Options, Source, redact};
 use crate::recommend::Environment;
 use crate::sid::{self, SidKind};
