@@ -55,10 +55,10 @@ impl Error {
     }
 }
 
-impl From<crate::store::StoreError> for Error {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<twilio_broker_store_api::StoreError> for Error {
+    fn from(err: twilio_broker_store_api::StoreError) -> Self {
         match err {
-            crate::store::StoreError::Unavailable(msg) => Error::Unavailable(msg),
+            twilio_broker_store_api::StoreError::Unavailable(msg) => Error::Unavailable(msg),
             other => Error::Internal(anyhow::Error::new(other)),
         }
     }

@@ -397,6 +397,12 @@ fn unsafe_lives_only_in_the_sdk_the_host_and_system() {
         UNSAFE_CRATES.iter().all(|c| crates.iter().any(|m| m == c)),
         "{UNSAFE_CRATES:?} are not all workspace members: {crates:?}"
     );
+    // Spelled in two halves so that this file does not match itself.
+    let needles: Vec<String> = [" {", " fn", " impl", " extern"]
+        .iter()
+        .map(|rest| ["unsafe", rest].concat())
+        .chain([["allow(unsafe", "_code)"].concat()])
+        .collect();
     let mut found = Vec::new();
     for krate in crates
         .iter()
@@ -437,16 +443,7 @@ fn unsafe_lives_only_in_the_sdk_the_host_and_system() {
             let text = std::fs::read_to_string(&file).expect("utf-8 source");
             for (n, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or_default();
-                if [
-                    "unsafe {",
-                    "unsafe fn",
-                    "unsafe impl",
-                    "unsafe extern",
-                    "allow(unsafe_code)",
-                ]
-                .iter()
-                .any(|p| code.contains(p))
-                {
+                if needles.iter().any(|p| code.contains(p.as_str())) {
                     found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
                 }
             }

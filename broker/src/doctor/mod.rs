@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use rules::{RULES, Rule};
 use scan::Assignment;
 use vcs::Vcs;
 

@@ -18,12 +18,13 @@ use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
 
 use super::Services;
+use super::mint::CheckedMint;
 use super::status::{code_name, to_status};
 use crate::audit::{AuditEvent, Decision, cap};
 use crate::caller::{Caller, Identity, Source, Transport};
 use crate::credential;
 use crate::error::{Error, Result};
-use crate::mint::{self, TokenRequest};
+use crate::mint;
 use crate::policy::{Action, GrantKind, Rpc};
 use crate::transport::PeerInfo;
 
@@ -219,14 +220,6 @@ impl Describe for pb::GetBearerRequest {
     fn check(self) -> Result<Self::Checked> {
         named(Self::RPC, self, "credential", |r| &r.credential, true)
     }
-}
-
-/// A mint request converted into the token it will produce.
-pub(super) struct CheckedMint {
-    /// The credential that signs.
-    pub credential: String,
-    /// The token's content.
-    pub token: TokenRequest,
 }
 
 impl Describe for pb::MintAccessTokenRequest {

@@ -122,11 +122,6 @@ pub const LIMITS: &[Limit] = &[
     },
 ];
 
-/// The limit with this id.
-pub fn by_id(id: &str) -> Option<&'static Limit> {
-    LIMITS.iter().find(|l| l.id == id)
-}
-
 /// The limits that bear on `situation`, in table order.
 pub fn applying(situation: &Situation) -> Vec<&'static Limit> {
     LIMITS.iter().filter(|l| (l.applies)(situation)).collect()
