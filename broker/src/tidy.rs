@@ -7,7 +7,7 @@
 //!   `Connected`), the CLI's client commands and `fuzzing.rs` (it feeds proto
 //!   requests in). `transport/` does not: it hands connections over as plain
 //!   tokio I/O.
-//! - Only the vault seals (`store/vault.rs`, with `store/seal.rs` itself;
+//! - Only the vault seals (`store/vault.rs`, with `seal.rs` itself;
 //!   `fuzzing.rs` seals test records to fuzz their opening, and
 //!   `state_file.rs` seals the state file, which lives outside the store).
 //! - No `unwrap_or_else(|_| unreachable!())`, which hides an `unwrap` from
@@ -98,6 +98,7 @@ fn only_the_vault_seals() {
         // fuzzing.rs seals records to fuzz their opening; the state file is
         // the one other sealed artefact (outside the store).
         if file == "store/vault.rs"
+            || file == "seal.rs"
             || file.starts_with("store/seal")
             || file == "fuzzing.rs"
             || file == "state_file.rs"

@@ -14,7 +14,9 @@ mod blocking;
 #[cfg(test)]
 mod memory;
 pub(crate) mod record;
-pub mod seal;
+// The AEAD primitive lives beside this module (`crate::seal`), below both
+// the store and the state file; the vault names it `super::seal`.
+pub(crate) use crate::seal;
 #[cfg(test)]
 mod seal_props;
 pub mod sled_store;
