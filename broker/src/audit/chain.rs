@@ -110,7 +110,7 @@ impl PublicKey {
     }
 
     /// 64 hex digits.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         hex(self.0.as_bytes())
     }
 

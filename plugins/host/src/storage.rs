@@ -57,8 +57,9 @@ impl PluginStore {
     /// Closes the plugin once no call is in flight.
     pub async fn close(&self) -> Result<(), PluginError> {
         let raw = Arc::clone(&self.raw);
-        // SAFETY (of `RawPlugin::close`): the guard runs it with every
-        // permit held and refuses all later calls.
+        // SAFETY: `RawPlugin::close` needs no other call running or starting
+        // afterwards; the guard runs it with every permit held and refuses
+        // all later calls.
         self.guard.close(move || unsafe { raw.close() }).await
     }
 
