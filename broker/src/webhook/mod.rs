@@ -238,9 +238,9 @@ impl Prepared {
 }
 
 /// Checks a webhook request against `key`: [`prepare`] then
-/// [`Prepared::verify`] (the tests' shorthand; the daemon prepares once and
-/// verifies against the looked-up key).
-#[cfg(test)]
+/// [`Prepared::verify`] (the shorthand of the tests and the fuzz bodies; the
+/// daemon prepares once and verifies against the looked-up key).
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn validate(key: &SecretString, request: WebhookRequest) -> Result<Verdict> {
     Ok(prepare(request)?.verify(key))
 }
