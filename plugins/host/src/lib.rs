@@ -5,7 +5,7 @@
 //! Its own crate (`twilio-broker-plugin-host`), so that the daemon crate can
 //! `#![forbid(unsafe_code)]`: **architecture invariant:** this crate is one
 //! of the three with `unsafe` (with the plugin SDK and `twilio-broker-system`),
-//! and inside it only [`raw`] and [`library`] (dlopen, symbol lookup, calls
+//! and inside it only `raw` and `library` (dlopen, symbol lookup, calls
 //! through C function pointers, reading plugin buffers) and the `close`
 //! calls of `audit` and `storage` allow it; the crate denies it everywhere
 //! else (`guard`, `set`, `spec`). The broker's `Store` trait comes from
