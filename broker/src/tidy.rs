@@ -165,26 +165,40 @@ fn every_module_is_on_the_code_map() {
     );
 }
 
-/// The first path segment after each `prefix` in `line` (`crate::grpc::x`
-/// gives `grpc` for the prefix `crate::`), also inside `prefix{a, b::c}`.
-fn named_after(line: &str, prefix: &str) -> Vec<String> {
+/// The first path segment after each `prefix` in `text` (`crate::grpc::x`
+/// gives `grpc` for the prefix `crate::`), also for each item of a group
+/// `prefix{a, b::{c, d}}` (`a` and `b`), across lines.
+fn named_after(text: &str, prefix: &str) -> Vec<String> {
     let ident = |s: &str| -> String {
         s.chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect()
     };
     let mut out = Vec::new();
-    for (at, _) in line.match_indices(prefix) {
+    for (at, _) in text.match_indices(prefix) {
         // `super::super::x` names a grandparent's child, not a sibling.
-        if prefix == "super::" && line[..at].ends_with("super::") {
+        if prefix == "super::" && text[..at].ends_with("super::") {
             continue;
         }
-        let rest = &line[at + prefix.len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let group = group.split('}').next().unwrap_or_default();
-            out.extend(group.split(',').map(|p| ident(p.trim())));
-        } else {
+        let rest = &text[at + prefix.len()..];
+        let Some(group) = rest.strip_prefix('{') else {
             out.push(ident(rest));
+            continue;
+        };
+        // The items at depth 0 of the group, each named by its first segment.
+        let (mut depth, mut item_start) = (0usize, true);
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => item_start = true,
+                c if item_start && !c.is_whitespace() => {
+                    out.push(ident(&group[i..]));
+                    item_start = false;
+                }
+                _ => {}
+            }
         }
     }
     out.retain(|m| !m.is_empty() && m != "self" && m != "super");
@@ -243,11 +257,9 @@ fn top_level_graph() -> Graph {
     for (file, lines) in code() {
         let from = top_module(&file).to_owned();
         let entry = graph.entry(from.clone()).or_default();
-        for line in &lines {
-            for to in named_after(line, "crate::") {
-                if to != from {
-                    entry.insert(to);
-                }
+        for to in named_after(&lines.join("\n"), "crate::") {
+            if to != from {
+                entry.insert(to);
             }
         }
     }
@@ -273,6 +285,13 @@ fn the_cycle_finder_finds_cycles() {
     assert_eq!(
         named_after("use crate::{grpc::x, store};  crate::sid::is(", "crate::"),
         vec!["grpc", "store", "sid"]
+    );
+    assert_eq!(
+        named_after(
+            "use crate::{\n    a::{b, c},\n    d,\n};\nuse crate::e;",
+            "crate::"
+        ),
+        vec!["a", "d", "e"]
     );
     assert_eq!(
         named_after("use super::super::x; use super::rules::y;", "super::"),
@@ -310,17 +329,16 @@ fn no_import_cycle_inside_a_folder_module() {
         let graph = graphs.entry(folder.to_owned()).or_default();
         let entry = graph.entry(child.clone()).or_default();
         let prefix = format!("crate::{folder}::");
-        for line in &lines {
-            // `super::` from a file directly in the folder names a sibling.
-            let siblings = if parts.len() == 2 {
-                named_after(line, "super::")
-            } else {
-                Vec::new()
-            };
-            for to in siblings.into_iter().chain(named_after(line, &prefix)) {
-                if to != child {
-                    entry.insert(to);
-                }
+        let text = lines.join("\n");
+        // `super::` from a file directly in the folder names a sibling.
+        let siblings = if parts.len() == 2 {
+            named_after(&text, "super::")
+        } else {
+            Vec::new()
+        };
+        for to in siblings.into_iter().chain(named_after(&text, &prefix)) {
+            if to != child {
+                entry.insert(to);
             }
         }
     }
@@ -350,11 +368,14 @@ fn nothing_imports_up_into_the_edge_or_the_wiring() {
     };
     let mut found = Vec::new();
     for (file, lines) in code() {
-        for (n, line) in lines.iter().enumerate() {
-            for to in named_after(line, "crate::") {
-                if !may_name(&to, &file) {
-                    found.push(format!("{file}:{}: names crate::{to}", n + 1));
-                }
+        for to in named_after(&lines.join("\n"), "crate::") {
+            if !may_name(&to, &file) {
+                // The line, where the path is written out on one.
+                let at = lines
+                    .iter()
+                    .position(|l| l.contains(&format!("crate::{to}")))
+                    .map_or_else(String::new, |n| format!(":{}", n + 1));
+                found.push(format!("{file}{at}: names crate::{to}"));
             }
         }
     }
