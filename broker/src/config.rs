@@ -1,7 +1,6 @@
-//! The daemon's configuration: a TOML file (unknown keys are an error) with
-//! command-line flags and environment variables layered on top.
-//!
-//! Precedence, highest first: flag, environment variable, config file, default.
+//! The daemon's config file: TOML, unknown keys are an error. Flags and
+//! environment variables are layered on top of it in one place,
+//! `settings.rs` (flag, environment variable, config file, default).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +36,9 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// Log level or filter (`info`, `warn,twilio_broker=debug`);
+    /// `TWILIO_BROKER_LOG_LEVEL` and `RUST_LOG` override it.
+    pub log_level: Option<String>,
     /// Listeners (TCP with TLS, Unix sockets, plaintext loopback); `listen`
     /// is a shorthand for one plaintext listener.
     #[serde(default)]
@@ -90,20 +92,26 @@ pub struct AuditConfig {
     pub checkpoint_ms: u64,
 }
 
+// The defaults are the audit module's own (one place for each number).
 fn default_true() -> bool {
-    true
+    crate::audit::SinkOptions::default().required
 }
 fn default_deadline_ms() -> u64 {
-    2000
+    u64::try_from(crate::audit::SinkOptions::default().deadline.as_millis()).unwrap_or(u64::MAX)
 }
 fn default_queue() -> usize {
-    10_000
+    crate::audit::SinkOptions::default().queue
 }
 fn default_checkpoint_events() -> u64 {
-    1000
+    crate::audit::FileOptions::default().checkpoint_events
 }
 fn default_checkpoint_ms() -> u64 {
-    1000
+    u64::try_from(
+        crate::audit::FileOptions::default()
+            .checkpoint_interval
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
 }
 
 impl Default for AuditConfig {

@@ -36,6 +36,7 @@ pub(crate) mod recommend;
 pub(crate) mod seal;
 pub(crate) mod sealed_secret;
 pub(crate) mod server;
+pub(crate) mod settings;
 pub(crate) mod sid;
 pub(crate) mod state_file;
 pub(crate) mod store;

@@ -262,6 +262,19 @@ impl MasterKey {
         }
     }
 
+    /// The key from the environment: `TWILIO_BROKER_MASTER_KEY` (taken out
+    /// of the environment block at start-up) or `TWILIO_BROKER_MASTER_KEY_FILE`
+    /// (both set is an error), else `config_file` (the config's
+    /// `master_key_file`), else none.
+    pub fn from_environment(config_file: Option<&Path>) -> Result<Option<Self>, MasterKeyError> {
+        let inline = env_value();
+        let file = std::env::var_os("TWILIO_BROKER_MASTER_KEY_FILE").map(std::path::PathBuf::from);
+        match Self::from_env_values(inline.as_deref().map(String::as_str), file.as_deref())? {
+            Some(key) => Ok(Some(key)),
+            None => config_file.map(Self::from_file).transpose(),
+        }
+    }
+
     /// Base64 text of the key, for `keygen` only.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(BASE64.encode(self.bytes.bytes.as_slice()))

@@ -97,7 +97,7 @@ impl Default for FileOptions {
             checkpoint_events: 1000,
             checkpoint_interval: Duration::from_secs(1),
             accept_truncation: false,
-            queue: 10_000,
+            queue: super::SinkOptions::default().queue,
         }
     }
 }

@@ -41,7 +41,7 @@ pub enum Command {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pubkey => {
-            let key = super::serve::master_key_from_env(None)?
+            let key = crate::master_key::MasterKey::from_environment(None)?
                 .ok_or(crate::master_key::MasterKeyError::Missing)?;
             println!("{}", Signer::derive(&key).public().to_hex());
             Ok(())
@@ -62,12 +62,14 @@ fn verify(
     sink: &str,
 ) -> anyhow::Result<()> {
     let master = if pubkey.is_none() || state_file.is_some() {
-        Some(super::serve::master_key_from_env(None)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} (or pass --pubkey to verify with the public key only)",
-                crate::master_key::MasterKeyError::Missing
-            )
-        })?)
+        Some(
+            crate::master_key::MasterKey::from_environment(None)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} (or pass --pubkey to verify with the public key only)",
+                    crate::master_key::MasterKeyError::Missing
+                )
+            })?,
+        )
     } else {
         None
     };

@@ -54,7 +54,7 @@ fn state_file(
 }
 
 fn current_key() -> anyhow::Result<MasterKey> {
-    Ok(super::serve::master_key_from_env(None)?
+    Ok(crate::master_key::MasterKey::from_environment(None)?
         .ok_or(crate::master_key::MasterKeyError::Missing)?)
 }
 

@@ -1,8 +1,7 @@
 //! `twilio-broker serve`: resolves configuration, opens the vault and runs the
 //! server until SIGTERM or SIGINT.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -14,91 +13,19 @@ use crate::master_key::MasterKey;
 use crate::plugin_host::Plugins;
 use crate::policy::{PolicyEngine, Source};
 use crate::server::{self, State};
+use crate::settings::{Flags, ProcessEnv, Settings, config_path};
 use crate::state_file::StateFile;
 use crate::store::{SledStore, Store, Vault};
-use crate::transport::{ListenerSpec, TlsSettings};
 
-/// Arguments of `serve`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Listener, repeatable: HOST:PORT (plaintext on loopback only, or TLS
-    /// with --tls-cert) or unix:/path [default: 127.0.0.1:50051].
-    #[arg(long, env = "TWILIO_BROKER_LISTEN", value_delimiter = ',')]
-    listen: Vec<String>,
-    /// PEM certificate chain: serve TCP listeners given with --listen over TLS.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
-    #[arg(long, requires = "tls_cert", env = "TWILIO_BROKER_TLS_CLIENT_CA")]
-    tls_client_ca: Option<PathBuf>,
-    /// With --tls-client-ca: `required` (default) refuses clients without a
-    /// certificate; `optional` serves them as `anonymous-tls`.
-    #[arg(long, value_enum, requires = "tls_client_ca")]
-    tls_client_auth: Option<crate::transport::ClientAuth>,
-    /// With --tls-client-ca: PEM certificate revocation lists; a revoked
-    /// client certificate fails the handshake.
-    #[arg(long, requires = "tls_client_ca", env = "TWILIO_BROKER_TLS_CRL")]
-    tls_crl: Option<PathBuf>,
-    /// Caller policy file (TOML). Required unless --dev.
-    #[arg(long, env = "TWILIO_BROKER_POLICY")]
-    policy: Option<PathBuf>,
-    /// Audit trail file (JSON lines, hash-chained).
-    #[arg(long, env = "TWILIO_BROKER_AUDIT_FILE")]
-    audit_file: Option<PathBuf>,
-    /// The sealed state file (audit chain anchors, the store's high-water
-    /// mark) [default: <data-dir>.state].
-    #[arg(long, env = "TWILIO_BROKER_STATE_FILE")]
-    state_file: Option<PathBuf>,
-    /// Start even though the store is older than the state file's
-    /// high-water mark (a restored backup); the mark is lowered to it.
-    #[arg(long)]
-    accept_rollback: bool,
-    /// Start even though the audit file ends before the head anchored in the
-    /// state file (lines were cut); the acceptance is recorded in the chain.
-    #[arg(long)]
-    accept_audit_truncation: bool,
-    /// Prometheus metrics listener, e.g. 127.0.0.1:9464.
-    #[arg(long, env = "TWILIO_BROKER_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
-    /// Data directory of the embedded store.
-    #[arg(long, env = "TWILIO_BROKER_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Config file (TOML; unknown keys are an error).
-    #[arg(long, env = "TWILIO_BROKER_CONFIG")]
-    config: Option<PathBuf>,
-    /// Development mode: loopback only, every caller allowed (unless --policy);
-    /// without a master key, a throw-away key; without a data directory, a
-    /// throw-away store.
-    #[arg(long)]
-    dev: bool,
-    /// Seconds to keep answering after SIGTERM with health NOT_SERVING
-    /// (config `shutdown_grace_seconds`; default 0).
-    #[arg(long, env = "TWILIO_BROKER_SHUTDOWN_GRACE_SECONDS")]
-    shutdown_grace_seconds: Option<u64>,
-    /// Log format; the level comes from RUST_LOG (default info).
-    #[arg(long, value_enum)]
-    log_format: Option<LogFormat>,
-}
+/// Arguments of `serve`: the flags of `settings::Flags` (each with its
+/// environment variable and config key; `settings.rs` has the table).
+pub type Args = Flags;
 
-/// The master key from TWILIO_BROKER_MASTER_KEY / TWILIO_BROKER_MASTER_KEY_FILE,
-/// else from the config's `master_key_file`.
-pub fn master_key_from_env(config_file: Option<&Path>) -> anyhow::Result<Option<MasterKey>> {
-    let inline = crate::master_key::env_value();
-    let file = std::env::var_os("TWILIO_BROKER_MASTER_KEY_FILE").map(PathBuf::from);
-    let from_env =
-        MasterKey::from_env_values(inline.as_deref().map(String::as_str), file.as_deref())?;
-    match (from_env, config_file) {
-        (Some(key), _) => Ok(Some(key)),
-        (None, Some(path)) => Ok(Some(MasterKey::from_file(path)?)),
-        (None, None) => Ok(None),
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|err| {
+        eprintln!("twilio-broker: log level {filter:?} is not understood ({err}); using info");
+        EnvFilter::new("info")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -111,20 +38,21 @@ fn init_logging(format: LogFormat) {
 
 /// Runs the daemon.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
+    let file = match config_path(&args, &ProcessEnv) {
+        Some(path) => FileConfig::load(&path)?,
         None => FileConfig::default(),
     };
-    init_logging(args.log_format.or(file.log_format).unwrap_or_default());
+    let settings = Settings::resolve(&args, &ProcessEnv, &file)?;
+    init_logging(settings.log_format, &settings.log_filter);
 
-    let listeners = listener_specs(&args, &file)?;
+    let listeners = settings.listeners.clone();
     for listener in &listeners {
-        listener.check(args.dev)?;
+        listener.check(settings.dev)?;
     }
 
-    let key = match master_key_from_env(file.master_key_file.as_deref())? {
+    let key = match MasterKey::from_environment(settings.master_key_file.as_deref())? {
         Some(key) => key,
-        None if args.dev => {
+        None if settings.dev => {
             tracing::warn!(
                 "DEV MODE: no master key given, so a throw-away key was generated. Anything stored \
                  now cannot be opened after a restart. Never run production like this."
@@ -134,7 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => return Err(crate::master_key::MasterKeyError::Missing.into()),
     };
 
-    let data_dir = args.data_dir.clone().or(file.data_dir.clone());
+    let data_dir = settings.data_dir.clone();
     // Plugins load before anything is served: a refused plugin stops start-up.
     let plugins = Plugins::load_all(&file.plugins).await?;
     let store: Arc<dyn Store> = match (&plugins.storage, &data_dir) {
@@ -151,7 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             restrict_permissions(dir);
             Arc::new(SledStore::open(dir)?)
         }
-        (None, None) if args.dev => {
+        (None, None) if settings.dev => {
             tracing::warn!(
                 "DEV MODE: no data directory given, so credentials live in a throw-away store \
                  that is deleted at exit"
@@ -163,9 +91,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
              config, configure a storage plugin (or use --dev for a throw-away store)"
         ),
     };
-    let policy = match args.policy.clone().or(file.policy.clone()) {
+    let policy = match settings.policy.clone() {
         Some(path) => PolicyEngine::load(Source::File(path))?,
-        None if args.dev => {
+        None if settings.dev => {
             tracing::warn!(
                 "DEV MODE: no policy file, so EVERY caller may call EVERY RPC on every credential. \
                  Never run production like this."
@@ -179,21 +107,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     tracing::info!(source = %policy.describe(), rules = policy.rules(), "policy loaded");
 
-    if let Some(addr) = args.metrics_listen.or(file.metrics_listen) {
+    if let Some(addr) = settings.metrics_listen {
         crate::telemetry::install(addr)?;
         tracing::info!("metrics on http://{addr}/metrics");
     }
 
-    let oauth = file
-        .oauth
-        .resolve(std::env::var("TWILIO_BROKER_OAUTH_TOKEN_URL").ok())?;
+    let oauth = file.oauth.resolve(settings.oauth_token_url.clone())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
     crate::store::vault::check_master_key(store.as_ref(), &key).await?;
-    let state_file = open_state_file(&args, &file, data_dir.as_deref(), &key)?;
-    let audit = audit_trail(&args, &file, &key, &plugins, state_file.as_ref()).await?;
+    let state_file = open_state_file(&settings, &key)?;
+    let audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;
     let options = crate::store::vault::VaultOptions {
         state_file,
-        accept_rollback: args.accept_rollback,
+        accept_rollback: settings.accept_rollback,
     };
     let vault = Arc::new(Vault::open_with(Arc::clone(&store), key, options).await?);
     // Replicas sharing a store (a storage plugin) follow each other's writes.
@@ -201,14 +127,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
     let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
     file.limits.check()?;
-    let grace = args
-        .shutdown_grace_seconds
-        .or(file.shutdown_grace_seconds)
-        .unwrap_or(0);
     let state = Arc::new(
         State::new(vault, policy, audit, bearer)
             .with_limits(file.limits)
-            .with_shutdown_grace(std::time::Duration::from_secs(grace)),
+            .with_shutdown_grace(settings.shutdown_grace),
     );
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
@@ -227,28 +149,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The state file: `--state-file`, `state_file`, else `<data-dir>.state`
-/// (with a storage plugin too: it only needs to be outside the database).
-/// None only for a throw-away store.
+/// The state file the settings name (`--state-file`, `state_file`, else
+/// `<data-dir>.state`; with a storage plugin too: it only needs to be
+/// outside the database). None only for a throw-away store.
 fn open_state_file(
-    args: &Args,
-    file: &FileConfig,
-    data_dir: Option<&Path>,
+    settings: &Settings,
     key: &MasterKey,
 ) -> anyhow::Result<Option<Arc<crate::state_file::StateFile>>> {
-    let path = match (
-        args.state_file.clone().or(file.state_file.clone()),
-        data_dir,
-    ) {
-        (Some(path), _) => path,
-        (None, Some(dir)) => crate::state_file::default_path(dir),
-        (None, None) if args.dev => {
+    let path = match &settings.state_file {
+        Some(path) => path.clone(),
+        None if settings.dev => {
             tracing::warn!(
                 "DEV MODE: no state file, so a rolled-back store would not be noticed at start-up"
             );
             return Ok(None);
         }
-        (None, None) => anyhow::bail!(
+        None => anyhow::bail!(
             "no state file: pass --state-file, set TWILIO_BROKER_STATE_FILE or `state_file` in \
              the config (a path outside the data directory and the database)"
         ),
@@ -259,72 +175,26 @@ fn open_state_file(
     )?)))
 }
 
-fn listener_specs(args: &Args, file: &FileConfig) -> anyhow::Result<Vec<ListenerSpec>> {
-    if !args.listen.is_empty() {
-        let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsSettings {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: args.tls_client_ca.clone(),
-                client_auth: args.tls_client_auth,
-                crl: args.tls_crl.clone(),
-            }),
-            _ => None,
-        };
-        return args
-            .listen
-            .iter()
-            .map(|address| {
-                let tls = if address.starts_with("unix:") {
-                    None
-                } else {
-                    tls.clone()
-                };
-                ListenerSpec::parse(address, tls, None)
-            })
-            .collect();
-    }
-    let mut specs = Vec::new();
-    if let Some(addr) = file.listen {
-        specs.push(ListenerSpec::Tcp { addr, tls: None });
-    }
-    for listener in &file.listeners {
-        specs.push(ListenerSpec::parse(
-            &listener.address,
-            listener.tls.clone(),
-            listener.mode.as_deref(),
-        )?);
-    }
-    if specs.is_empty() {
-        specs.push(ListenerSpec::parse(
-            crate::config::DEFAULT_LISTEN,
-            None,
-            None,
-        )?);
-    }
-    Ok(specs)
-}
-
 async fn audit_trail(
-    args: &Args,
-    file: &FileConfig,
+    settings: &Settings,
     key: &MasterKey,
     plugins: &Plugins,
     state: Option<&Arc<StateFile>>,
 ) -> anyhow::Result<AuditTrail> {
+    let audit = &settings.audit;
     let mut trail = AuditTrail::disabled();
     let file_options = FileOptions {
-        sync: file.audit.sync,
-        checkpoint_events: file.audit.checkpoint_events.max(1),
-        checkpoint_interval: std::time::Duration::from_millis(file.audit.checkpoint_ms),
-        accept_truncation: args.accept_audit_truncation,
-        queue: file.audit.queue,
+        sync: audit.sync,
+        checkpoint_events: audit.checkpoint_events.max(1),
+        checkpoint_interval: std::time::Duration::from_millis(audit.checkpoint_ms),
+        accept_truncation: settings.accept_audit_truncation,
+        queue: audit.queue,
     };
     for sink in &plugins.audit {
         let options = SinkOptions {
             required: sink.required(),
-            deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
-            queue: file.audit.queue,
+            deadline: std::time::Duration::from_millis(audit.deadline_ms),
+            queue: audit.queue,
         };
         let chained = PluginSink::new(Arc::clone(sink), key, state.cloned(), &file_options);
         trail.add(Arc::new(chained), options);
@@ -334,7 +204,7 @@ async fn audit_trail(
             "audit plugin on"
         );
     }
-    if let Some(path) = args.audit_file.clone().or(file.audit.file.clone()) {
+    if let Some(path) = audit.file.clone() {
         let (path2, key2, state2, options2) = (
             path.clone(),
             key.clone(),
@@ -346,13 +216,13 @@ async fn audit_trail(
             tokio::task::spawn_blocking(move || FileSink::open(&path2, &key2, state2, options2))
                 .await??;
         let options = SinkOptions {
-            required: file.audit.required,
-            deadline: std::time::Duration::from_millis(file.audit.deadline_ms),
-            queue: file.audit.queue,
+            required: audit.required,
+            deadline: std::time::Duration::from_millis(audit.deadline_ms),
+            queue: audit.queue,
         };
         trail.add_file(sink, options);
         tracing::info!(file = %path.display(), required = options.required,
-            sync = ?file.audit.sync, "audit trail on");
+            sync = ?audit.sync, "audit trail on");
     } else if !trail.is_enabled() {
         tracing::warn!("no audit sink configured: decisions are not recorded (set [audit] file)");
     }
