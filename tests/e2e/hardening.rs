@@ -162,9 +162,13 @@ async fn revoked_client_certificates_fail_the_handshake() {
         matches!(code, Code::Unavailable | Code::Cancelled | Code::Unknown),
         "a revoked certificate got an answer: {code:?}"
     );
+    // The client may see the reset before the daemon has logged why: wait
+    // for the line (up to 5 s) rather than race it.
+    let logged = |log: &str| log.contains("TLS handshake failed") && log.contains("Revoked");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !logged(&broker.log_text()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let log = broker.log_text();
-    assert!(
-        log.contains("TLS handshake failed") && log.contains("Revoked"),
-        "{log}"
-    );
+    assert!(logged(&log), "{log}");
 }
