@@ -193,7 +193,7 @@ fn main() {
             secret: Secret::OAuthClient {
                 account_sid: ACCOUNT.into(),
                 client_id: CLIENT_ID.into(),
-                client_secret: secrecy::SecretString::from(secret),
+                client_secret: secret.into(),
             },
         };
         vault.put(credential).await.unwrap();

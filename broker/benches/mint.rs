@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use secrecy::SecretString;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use twilio_broker::credential::{Credential, KeyType, Secret};
@@ -240,7 +239,7 @@ fn main() {
                 secret: Secret::ApiKey {
                     account_sid: ACCOUNT.into(),
                     key_sid: KEY.into(),
-                    secret: SecretString::from(SECRET.to_owned()),
+                    secret: SECRET.into(),
                     key_type: KeyType::Standard,
                 },
             })

@@ -1,16 +1,16 @@
 //! Credentials as the broker understands them: what kinds exist, what each
 //! holds, and the rules a credential must meet before it is stored.
 //!
-//! **Invariant:** secrets live only in [`SecretString`] fields. They print as
-//! `[REDACTED]`, are zeroized on drop, and are read only through
-//! `expose_secret()`, which is rare and greppable.
+//! **Invariant:** secrets live only in [`SealedSecret`] fields: sealed in
+//! memory under the process's memory key, printed as `[sealed]`, and read
+//! only through `open()` / `with_plaintext()` at the moment of use, which is
+//! rare and greppable.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use secrecy::{ExposeSecret, SecretString};
-
 use crate::error::{Error, Result};
+pub use crate::sealed_secret::SealedSecret;
 use crate::sid::{self, SidKind};
 
 /// The type of a Twilio API key (all share the `SK` prefix).
@@ -70,7 +70,7 @@ pub enum Secret {
         /// `AC...`
         account_sid: String,
         /// The Auth Token.
-        auth_token: SecretString,
+        auth_token: SealedSecret,
     },
     /// An API key.
     ApiKey {
@@ -79,7 +79,7 @@ pub enum Secret {
         /// `SK...`
         key_sid: String,
         /// The key secret.
-        secret: SecretString,
+        secret: SealedSecret,
         /// Main, Standard or Restricted.
         key_type: KeyType,
     },
@@ -90,14 +90,14 @@ pub enum Secret {
         /// `OQ...`
         client_id: String,
         /// The client secret.
-        client_secret: SecretString,
+        client_secret: SealedSecret,
     },
     /// Test credentials.
     Test {
         /// The test `AC...`
         account_sid: String,
         /// The test Auth Token.
-        auth_token: SecretString,
+        auth_token: SealedSecret,
     },
 }
 
@@ -123,7 +123,7 @@ impl Secret {
     }
 
     /// The secret value itself, whatever the kind.
-    fn secret_value(&self) -> &SecretString {
+    pub fn secret_value(&self) -> &SealedSecret {
         match self {
             Secret::AuthToken { auth_token, .. } | Secret::Test { auth_token, .. } => auth_token,
             Secret::ApiKey { secret, .. } => secret,
@@ -216,8 +216,8 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
 }
 
 /// Checks a secret's shape without ever putting its value into the error.
-fn check_secret(field: &str, secret: &SecretString) -> Result<()> {
-    let value = secret.expose_secret();
+fn check_secret(field: &str, secret: &SealedSecret) -> Result<()> {
+    let value = secret.open();
     if value.is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
@@ -285,7 +285,7 @@ mod tests {
             secret: Secret::ApiKey {
                 account_sid: AC.into(),
                 key_sid: key_sid.into(),
-                secret: SecretString::from(secret.to_owned()),
+                secret: SealedSecret::from(secret),
                 key_type: KeyType::Standard,
             },
         }

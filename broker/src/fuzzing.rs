@@ -7,7 +7,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
-use secrecy::SecretString;
 use twilio_broker_api::v1 as pb;
 
 use crate::master_key::MasterKey;
@@ -83,7 +82,7 @@ pub fn mint_claims(data: &[u8]) {
     let Ok(checked) = request.check() else {
         return;
     };
-    let secret = SecretString::from("fuzz-secret-0123456789abcdef0123");
+    let secret = crate::credential::SealedSecret::from("fuzz-secret-0123456789abcdef0123");
     let key = SigningKey {
         account_sid: "AC00000000000000000000000000000000",
         key_sid: "SK00000000000000000000000000000000",
@@ -113,7 +112,7 @@ pub fn webhook(data: &[u8]) {
     let Ok(request) = pb::ValidateWebhookRequest::decode(data) else {
         return;
     };
-    let key = SecretString::from("fuzz-auth-token-0123456789abcdef");
+    let key = crate::credential::SealedSecret::from("fuzz-auth-token-0123456789abcdef");
     let verdict = webhook::validate(
         &key,
         WebhookRequest {

@@ -26,6 +26,7 @@ pub mod notify;
 pub mod plugin_host;
 pub mod policy;
 pub mod recommend;
+pub mod sealed_secret;
 pub mod server;
 pub mod sid;
 pub mod state_file;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 
 use super::clock::{Clock, TokioClock};
 use super::upstream::{Failure, TokenReply, Upstream};
@@ -61,12 +61,13 @@ fn jwt(exp: u64, n: u64) -> String {
 
 #[async_trait::async_trait]
 impl Upstream for Fake {
-    async fn fetch(&self, _id: &str, secret: &SecretString) -> Result<TokenReply, Failure> {
+    async fn fetch(
+        &self,
+        _id: &str,
+        secret: &crate::credential::SealedSecret,
+    ) -> Result<TokenReply, Failure> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        self.secrets
-            .lock()
-            .unwrap()
-            .push(secret.expose_secret().to_owned());
+        self.secrets.lock().unwrap().push(secret.open().to_string());
         let delay = *self.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         let behaviour = self.behaviour.lock().unwrap().clone();
@@ -93,7 +94,7 @@ fn oauth(secret: &str) -> Credential {
         secret: Secret::OAuthClient {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             client_id: "OQ0123456789abcdef0123456789abcdef".into(),
-            client_secret: SecretString::from(secret.to_owned()),
+            client_secret: crate::credential::SealedSecret::from(secret),
         },
     }
 }
@@ -434,7 +435,7 @@ async fn other_kinds_and_unknown_names_are_refused() {
         secret: Secret::ApiKey {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             key_sid: "SK0123456789abcdef0123456789abcdef".into(),
-            secret: SecretString::from("s3cr3t-key".to_owned()),
+            secret: crate::credential::SealedSecret::from("s3cr3t-key"),
             key_type: KeyType::Standard,
         },
         ..oauth("x")
@@ -443,7 +444,7 @@ async fn other_kinds_and_unknown_names_are_refused() {
         name: "tok".into(),
         secret: Secret::AuthToken {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-            auth_token: SecretString::from("s3cr3t-token".to_owned()),
+            auth_token: crate::credential::SealedSecret::from("s3cr3t-token"),
         },
         ..oauth("x")
     };

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use twilio_standin::{Client, Config};
 
 use super::settings::OAuthConfig;
@@ -38,8 +38,8 @@ fn upstream(url: &str, timeout: f64) -> HttpUpstream {
     HttpUpstream::new(&settings).unwrap()
 }
 
-fn secret(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
+fn secret(s: &str) -> crate::credential::SealedSecret {
+    crate::credential::SealedSecret::from(s)
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@
 //! a [`Failure`]: messages are built from status codes, Twilio's error code
 //! and message (scrubbed of the secret) and the broker's own words.
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
+
+use crate::credential::SealedSecret;
 
 use super::settings::Settings;
 
@@ -49,7 +51,7 @@ pub trait Upstream: Send + Sync + 'static {
     async fn fetch(
         &self,
         client_id: &str,
-        client_secret: &SecretString,
+        client_secret: &SealedSecret,
     ) -> Result<TokenReply, Failure>;
 }
 
@@ -112,18 +114,22 @@ impl Upstream for HttpUpstream {
     async fn fetch(
         &self,
         client_id: &str,
-        client_secret: &SecretString,
+        client_secret: &SealedSecret,
     ) -> Result<TokenReply, Failure> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client_secret.expose_secret()),
-        ];
-        let mut response = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
+        // In clear only while the form is encoded into the request body.
+        let request = {
+            let plaintext = client_secret.open();
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", plaintext.as_str()),
+            ];
+            self.client
+                .post(self.url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form)
+        };
+        let mut response = request
             .send()
             .await
             .map_err(|err| self.transport_failure(&err))?;
@@ -147,7 +153,7 @@ impl Upstream for HttpUpstream {
 }
 
 /// Turns a status and body into a token or a failure.
-pub fn interpret(status: u16, body: &[u8], secret: &SecretString) -> Result<TokenReply, Failure> {
+pub fn interpret(status: u16, body: &[u8], secret: &SealedSecret) -> Result<TokenReply, Failure> {
     #[derive(serde::Deserialize)]
     struct Success {
         access_token: Option<String>,
@@ -220,7 +226,7 @@ struct TwilioError {
 }
 
 impl TwilioError {
-    fn parse(body: &[u8], secret: &SecretString) -> Self {
+    fn parse(body: &[u8], secret: &SealedSecret) -> Self {
         #[derive(serde::Deserialize)]
         struct Raw {
             code: Option<u64>,
@@ -256,12 +262,12 @@ impl TwilioError {
 }
 
 /// A peer's text made safe to show: no secret, no control characters, short.
-fn clean(text: &str, secret: &SecretString) -> String {
-    let secret = secret.expose_secret();
+fn clean(text: &str, secret: &SealedSecret) -> String {
+    let secret = secret.open();
     let text = if secret.is_empty() {
         text.to_owned()
     } else {
-        text.replace(secret, "[REDACTED]")
+        text.replace(secret.as_str(), "[REDACTED]")
     };
     let mut out: String = text
         .chars()
@@ -278,8 +284,8 @@ fn clean(text: &str, secret: &SecretString) -> String {
 mod tests {
     use super::*;
 
-    fn secret() -> SecretString {
-        SecretString::from("s3cr3t-value".to_owned())
+    fn secret() -> SealedSecret {
+        SealedSecret::from("s3cr3t-value")
     }
 
     #[test]
@@ -290,7 +296,10 @@ mod tests {
             &secret(),
         )
         .expect("token");
-        assert_eq!(ok.access_token.expose_secret(), "eyJ.x.y");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&ok.access_token),
+            "eyJ.x.y"
+        );
         assert_eq!(ok.expires_in, Some(3600));
 
         let rejected = interpret(

@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
 use twilio_broker_api::v1 as pb;
 
-use crate::credential::{self, Credential, KeyType, Kind, Secret};
+use crate::credential::{self, Credential, KeyType, Kind, SealedSecret, Secret};
 use crate::error::{Error, Result};
 
 /// A `SystemTime` as a protobuf timestamp.
@@ -55,8 +54,9 @@ fn kind_to_pb(kind: Kind) -> pb::CredentialKind {
     }
 }
 
-fn secret(value: String) -> SecretString {
-    SecretString::from(value)
+fn secret(value: String) -> SealedSecret {
+    // `From<String>` zeroizes the request's copy.
+    SealedSecret::from(value)
 }
 
 /// A validated domain credential from a PutCredential request.

@@ -24,12 +24,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
-
 pub use grants::{ChatGrant, Grants, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant};
 pub use token::Claims;
 
-use crate::credential::{Credential, KeyType, Secret};
+use crate::credential::{Credential, KeyType, SealedSecret, Secret};
 use crate::error::{Error, Result};
 
 /// Lifetime used when the request gives 0, as in every SDK.
@@ -171,7 +169,7 @@ pub struct SigningKey<'a> {
     /// `iss`, and the `jti` prefix.
     pub key_sid: &'a str,
     /// The HMAC key.
-    pub secret: &'a SecretString,
+    pub secret: &'a SealedSecret,
 }
 
 /// The signing key of a credential, or why it cannot sign Access Tokens.

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::SecretString;
 use serde_json::Value;
 
 use super::json::Json;
@@ -135,7 +134,7 @@ fn grants_of(name: &str) -> Grants {
 struct Inputs {
     account_sid: String,
     key_sid: String,
-    secret: SecretString,
+    secret: crate::credential::SealedSecret,
     identity: Option<String>,
     ttl: u32,
     nbf: Option<Option<i64>>,
@@ -150,7 +149,7 @@ fn inputs(vector: &Value) -> Inputs {
     Inputs {
         account_sid: text("account_sid").expect("account_sid"),
         key_sid: text("signing_key_sid").expect("key"),
-        secret: SecretString::from(text("secret").expect("secret")),
+        secret: crate::credential::SealedSecret::from(text("secret").expect("secret")),
         identity: match &i["identity"] {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
@@ -303,7 +302,7 @@ fn api_key(key_type: KeyType) -> Credential {
         secret: Secret::ApiKey {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             key_sid: "SKfedcba9876543210fedcba9876543210".into(),
-            secret: SecretString::from("s3cr3t-value".to_owned()),
+            secret: crate::credential::SealedSecret::from("s3cr3t-value"),
             key_type,
         },
     }
@@ -352,7 +351,7 @@ fn only_main_and_standard_keys_mint() {
     };
     let checked = request.check().expect("valid");
     let minter = Minter::new();
-    let token_secret = SecretString::from("tok".to_owned());
+    let token_secret = crate::credential::SealedSecret::from("tok");
     let others = [
         Secret::AuthToken {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),

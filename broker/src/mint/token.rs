@@ -11,10 +11,10 @@
 
 use std::fmt::Write as _;
 
+use crate::credential::SealedSecret;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use secrecy::{ExposeSecret, SecretString};
 
 use super::grants::Grants;
 use super::json;
@@ -79,7 +79,7 @@ impl Claims<'_> {
     }
 
     /// The signed compact JWS: `b64(header).b64(payload).b64(HS256)`.
-    pub fn sign(&self, secret: &SecretString) -> Result<String> {
+    pub fn sign(&self, secret: &SealedSecret) -> Result<String> {
         let mut scratch = String::with_capacity(512);
         let mut token = String::with_capacity(768);
         self.write_header(&mut scratch);
@@ -88,7 +88,7 @@ impl Claims<'_> {
         scratch.clear();
         self.write_payload(&mut scratch);
         URL_SAFE_NO_PAD.encode_string(&scratch, &mut token);
-        let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
+        let key = EncodingKey::from_secret(secret.open().as_bytes());
         let signature = jsonwebtoken::crypto::sign(token.as_bytes(), &key, Algorithm::HS256)
             .map_err(|err| Error::Internal(anyhow::anyhow!("HS256 signing failed: {err}")))?;
         token.push('.');

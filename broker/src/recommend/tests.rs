@@ -6,8 +6,6 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::SystemTime;
 
-use secrecy::SecretString;
-
 use super::limits::LIMITS;
 use super::notes::NOTES;
 use super::review::{CHECKS, LABEL_CHECKS, MISMATCH};
@@ -73,7 +71,7 @@ fn stored(secret: Secret, label: Option<&str>) -> Credential {
 /// One credential of every kind and key type.
 fn every_secret() -> Vec<Secret> {
     let ac = "AC0123456789abcdef0123456789abcdef".to_owned();
-    let token = || SecretString::from(PLANTED.to_owned());
+    let token = || crate::credential::SealedSecret::from(PLANTED);
     let mut out = vec![
         Secret::AuthToken {
             account_sid: ac.clone(),

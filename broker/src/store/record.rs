@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::credential::{Credential, KeyType, Kind, Secret};
+use crate::credential::{Credential, KeyType, Kind, SealedSecret, Secret};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,11 +49,8 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
         Secret::OAuthClient { client_id, .. } => (None, None, Some(Borrowed(client_id.as_str()))),
         _ => (None, None, None),
     };
-    let secret = match s {
-        Secret::AuthToken { auth_token, .. } | Secret::Test { auth_token, .. } => auth_token,
-        Secret::ApiKey { secret, .. } => secret,
-        Secret::OAuthClient { client_secret, .. } => client_secret,
-    };
+    // The one moment a stored secret is in clear on the way to the store.
+    let secret = s.secret_value().open();
     let record = RecordV1 {
         v: 1,
         name: Borrowed(&credential.name),
@@ -63,7 +59,7 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
         key_sid,
         key_type,
         client_id,
-        secret: Borrowed(secret.expose_secret()),
+        secret: Borrowed(secret.as_str()),
         labels: credential.labels.clone(),
         created_ms: to_ms(credential.created_at),
         updated_ms: to_ms(credential.updated_at),
@@ -98,7 +94,7 @@ pub(crate) enum DecodeError {
 
 /// Parses an opened record. The error never includes record content.
 pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
-    let record: RecordV1<'_> =
+    let mut record: RecordV1<'_> =
         serde_json::from_slice(plaintext).map_err(|e| DecodeError::Parse {
             line: e.line(),
             column: e.column(),
@@ -111,7 +107,13 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
         field,
     };
     let account_sid = record.account_sid.clone().into_owned();
-    let secret_value = SecretString::from(record.secret.clone().into_owned());
+    // A secret without JSON escapes is borrowed from the (zeroizing) plaintext
+    // and sealed without another copy; an escaped one is unescaped into a
+    // `String` that `SealedSecret::from` zeroizes.
+    let secret_value = match std::mem::take(&mut record.secret) {
+        std::borrow::Cow::Borrowed(text) => SealedSecret::new(text),
+        std::borrow::Cow::Owned(text) => SealedSecret::from(text),
+    };
     let secret = match record.kind {
         Kind::AuthToken => Secret::AuthToken {
             account_sid,

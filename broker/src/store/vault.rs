@@ -875,8 +875,6 @@ pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), 
 mod tests {
     use std::time::SystemTime;
 
-    use secrecy::SecretString;
-
     use super::*;
     use crate::credential::Secret;
     use crate::store::SledStore;
@@ -890,7 +888,7 @@ mod tests {
             secret: Secret::OAuthClient {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
                 client_id: "OQ0123456789abcdef0123456789abcdef".into(),
-                client_secret: SecretString::from("client-secret-value".to_owned()),
+                client_secret: "client-secret-value".into(),
             },
         }
     }
@@ -1051,15 +1049,14 @@ mod tests {
             updated_at: SystemTime::now(),
             secret: Secret::AuthToken {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-                auth_token: SecretString::from(token.to_owned()),
+                auth_token: token.into(),
             },
         }
     }
 
     fn token_of(vault: &Vault, name: &str) -> Option<String> {
-        use secrecy::ExposeSecret as _;
         match &vault.get(name)?.secret {
-            Secret::AuthToken { auth_token, .. } => Some(auth_token.expose_secret().to_owned()),
+            Secret::AuthToken { auth_token, .. } => Some(auth_token.open().to_string()),
             _ => None,
         }
     }

@@ -17,10 +17,10 @@
 
 pub mod url;
 
+use crate::credential::SealedSecret;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -126,8 +126,9 @@ pub fn string_to_sign(url: &str, params: &mut [(String, String)]) -> String {
 }
 
 /// The base64 signature of `url` + `suffix` (the sorted parameters).
-pub fn signature(key: &SecretString, algorithm: Algorithm, url: &str, suffix: &str) -> String {
-    let key = key.expose_secret().as_bytes();
+pub fn signature(key: &SealedSecret, algorithm: Algorithm, url: &str, suffix: &str) -> String {
+    let key = key.open();
+    let key = key.as_bytes();
     let digest = match algorithm {
         Algorithm::HmacSha1 => mac::<Hmac<Sha1>>(key, url, suffix),
         Algorithm::HmacSha256 => mac::<Hmac<Sha256>>(key, url, suffix),
@@ -214,7 +215,7 @@ impl Prepared {
     /// The verdict with `key` (the Auth Token, or the SharedKey secret in
     /// HMAC-SHA256 mode). Both URL forms are always computed and compared in
     /// constant time.
-    pub fn verify(&self, key: &SecretString) -> Verdict {
+    pub fn verify(&self, key: &SealedSecret) -> Verdict {
         let algorithm = match &self.algorithm {
             Ok(algorithm) => *algorithm,
             Err(unknown) => return Verdict::invalid(unknown.to_string()),
@@ -246,7 +247,7 @@ impl Prepared {
 }
 
 /// Checks a webhook request against `key`: [`prepare`] then [`Prepared::verify`].
-pub fn validate(key: &SecretString, request: WebhookRequest) -> Result<Verdict> {
+pub fn validate(key: &SealedSecret, request: WebhookRequest) -> Result<Verdict> {
     Ok(prepare(request)?.verify(key))
 }
 

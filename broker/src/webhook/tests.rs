@@ -32,8 +32,8 @@ fn params(vector: &Value) -> Vec<(String, String)> {
     out
 }
 
-fn request(vector: &Value) -> (SecretString, WebhookRequest) {
-    let key = SecretString::from(vector["auth_token"].as_str().expect("token").to_owned());
+fn request(vector: &Value) -> (crate::credential::SealedSecret, WebhookRequest) {
+    let key = crate::credential::SealedSecret::from(vector["auth_token"].as_str().expect("token"));
     let settings = if vector["algorithm"] == "HMAC_SHA256" {
         "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA256".to_owned()
     } else {
@@ -89,7 +89,7 @@ fn every_vector_validates_and_its_string_to_sign_matches() {
             !verdict.valid && verdict.reason.contains("does not match"),
             "{name}: {verdict:?}"
         );
-        let wrong_key = SecretString::from("another-token".to_owned());
+        let wrong_key = crate::credential::SealedSecret::from("another-token");
         assert!(!validate(&wrong_key, request).expect(name).valid, "{name}");
     }
 }
@@ -182,7 +182,7 @@ fn sha256_mode_follows_the_settings_header() {
 
 #[test]
 fn malformed_requests_are_errors_naming_the_field() {
-    let key = SecretString::from("token".to_owned());
+    let key = crate::credential::SealedSecret::from("token");
     let ok = WebhookRequest {
         url: "https://example.com/hook".into(),
         signature: "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
