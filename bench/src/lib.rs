@@ -1,7 +1,11 @@
-//! Benchmark tooling for twilio-broker (`scripts/bench` drives it):
-//! the `ceiling` server (a do-nothing tonic service answering the Broker
-//! RPCs with canned replies), the `loadgen` client (fixed concurrency,
-//! per-status accounting, HDR latency histograms) and the `chart` writer.
+//! Benchmark tooling for twilio-broker (`scripts/bench` drives it, and the
+//! benches in `broker/benches` use it in process): [`ceiling`], the one
+//! do-nothing tonic service answering the Broker RPCs with canned replies;
+//! [`load`], the one load loop (fixed concurrency, per-status accounting,
+//! HDR latency histograms) behind the `loadgen` binary; and the [`chart`]
+//! writer.
 
+pub mod ceiling;
 pub mod chart;
+pub mod load;
 pub mod process;

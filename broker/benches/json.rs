@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use twilio_broker::mint::json::{MAX_JSON_BYTES, MAX_JSON_KEYS, parse_object};
+use twilio_broker::{MAX_JSON_BYTES, MAX_JSON_KEYS, parse_object};
 
 fn object(members: usize) -> String {
     let members: Vec<String> = (0..members).map(|i| format!("\"k{i}\":{i}")).collect();

@@ -1,5 +1,7 @@
 //! MintAccessToken throughput and latency through the real gRPC stack, beside
-//! a do-nothing tonic service measured in the same run, and beside
+//! the ceiling (the bench crate's do-nothing tonic service, answering a token
+//! the broker minted) measured in the same run with the same load loop
+//! (`twilio_broker_bench::load`), and beside
 //! twilio-python's and twilio-node's in-process AccessToken rates (issue 4).
 //!
 //! Run: `cargo bench -p twilio-broker --bench mint` (release build).
@@ -11,7 +13,7 @@
 //! and `tests/oracles/node_modules`).
 //!
 //! Both servers are tonic servers in this process on their own 2-thread
-//! runtime, with the broker's own `server::run` (health, reflection, vault
+//! runtime, with the broker's own `twilio_broker::run` (health, reflection, vault
 //! lookup, rules, signing) for the broker; the load comes from tonic clients
 //! on a separate runtime over 4 loopback connections. Client and servers share
 //! the machine's cores, so compare ratios within one run, not across runs.
@@ -23,14 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tonic::transport::{Channel, Server};
-use tonic::{Request, Response, Status};
-use twilio_broker::credential::{Credential, KeyType, Secret};
-use twilio_broker::server::State;
-use twilio_broker::store::{SledStore, Vault};
+use twilio_broker::State;
+use twilio_broker::{Credential, KeyType, Secret};
+use twilio_broker::{SledStore, Vault};
 use twilio_broker_api::v1 as pb;
-use twilio_broker_api::v1::broker_client::BrokerClient;
-use twilio_broker_api::v1::broker_server::{Broker, BrokerServer};
+use twilio_broker_bench::ceiling::Ceiling;
+use twilio_broker_bench::load::{self, Call, Shape};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const KEY: &str = "SKfedcba9876543210fedcba9876543210";
@@ -56,117 +56,11 @@ fn request() -> pb::MintAccessTokenRequest {
     }
 }
 
-/// A Broker that does nothing: MintAccessToken answers a canned response (a
-/// real token minted once at start-up), so both servers send the same bytes.
-struct Nothing {
-    canned: pb::MintAccessTokenResponse,
-}
-
-#[tonic::async_trait]
-impl Broker for Nothing {
-    async fn get_bearer(
-        &self,
-        _: Request<pb::GetBearerRequest>,
-    ) -> Result<Response<pb::GetBearerResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-    async fn mint_access_token(
-        &self,
-        _: Request<pb::MintAccessTokenRequest>,
-    ) -> Result<Response<pb::MintAccessTokenResponse>, Status> {
-        Ok(Response::new(self.canned.clone()))
-    }
-    async fn recommend(
-        &self,
-        _: Request<pb::RecommendRequest>,
-    ) -> Result<Response<pb::RecommendResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-    async fn validate_webhook(
-        &self,
-        _: Request<pb::ValidateWebhookRequest>,
-    ) -> Result<Response<pb::ValidateWebhookResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Run {
-    rate: f64,
-    p50_us: f64,
-    p99_us: f64,
-    errors: u64,
-}
-
-async fn measure(channels: &[Channel], inflight: usize, seconds: f64) -> Run {
-    let warmup = Duration::from_millis(500);
-    let length = Duration::from_secs_f64(seconds);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..inflight {
-        let mut client = BrokerClient::new(channels[i % channels.len()].clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 16);
-            let mut errors = 0u64;
-            let request = request();
-            loop {
-                let sent = Instant::now();
-                if sent >= start + warmup + length {
-                    break;
-                }
-                let ok = client.mint_access_token(request.clone()).await.is_ok();
-                let done = Instant::now();
-                if sent >= start + warmup && done <= start + warmup + length {
-                    if ok {
-                        latencies.push(
-                            u32::try_from((done - sent).as_nanos() / 100).unwrap_or(u32::MAX),
-                        );
-                    } else {
-                        errors += 1;
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (latencies, e) = task.await.unwrap();
-        all.extend(latencies);
-        errors += e;
-    }
-    all.sort_unstable();
-    let pick = |q: f64| {
-        all.get(((all.len() as f64 - 1.0) * q) as usize)
-            .map_or(f64::NAN, |v| f64::from(*v) / 10.0)
-    };
-    Run {
-        rate: all.len() as f64 / seconds,
-        p50_us: pick(0.50),
-        p99_us: pick(0.99),
-        errors,
-    }
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Vec<Channel> {
-    let mut channels = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .unwrap();
-        channels.push(channel);
-    }
-    channels
 }
 
 fn sdk_rate(
@@ -201,16 +95,16 @@ fn main() {
         .collect();
     let sdk_tokens: u64 = env_or("MINT_BENCH_SDK_TOKENS", 20_000);
 
-    let domain = twilio_broker::mint::TokenRequest {
+    let domain = twilio_broker::TokenRequest {
         identity: "user-123".into(),
         ttl_seconds: 3600,
-        grants: twilio_broker::mint::Grants {
-            voice: Some(twilio_broker::mint::VoiceGrant {
+        grants: twilio_broker::Grants {
+            voice: Some(twilio_broker::VoiceGrant {
                 incoming_allow: true,
                 outgoing_application_sid: APP.into(),
                 ..Default::default()
             }),
-            video: Some(twilio_broker::mint::VideoGrant {
+            video: Some(twilio_broker::VideoGrant {
                 room: "room-1".into(),
             }),
             ..Default::default()
@@ -223,10 +117,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (broker_addr, baseline_addr, state) = servers.block_on(async {
+    let (broker_addr, baseline_addr, vault) = servers.block_on(async {
         let vault = Vault::open(
             Arc::new(SledStore::temporary().unwrap()),
-            twilio_broker::master_key::MasterKey::generate(),
+            twilio_broker::MasterKey::generate(),
         )
         .await
         .unwrap();
@@ -246,26 +140,23 @@ fn main() {
             .await
             .unwrap();
         let policy =
-            twilio_broker::policy::PolicyEngine::load(twilio_broker::policy::Source::DevAllowAll)
-                .unwrap();
+            twilio_broker::PolicyEngine::load(twilio_broker::PolicySource::DevAllowAll).unwrap();
         let vault = Arc::new(vault);
-        let bearer = twilio_broker::bearer::Bearers::connect(
+        let bearer = twilio_broker::Bearers::connect(
             Arc::clone(&vault),
-            twilio_broker::bearer::OAuthConfig::default()
-                .resolve(None)
-                .unwrap(),
+            twilio_broker::OAuthConfig::default().resolve(None).unwrap(),
         )
         .unwrap();
         let state = Arc::new(State::new(
-            vault,
+            Arc::clone(&vault),
             policy,
-            twilio_broker::audit::AuditTrail::disabled(),
+            twilio_broker::AuditTrail::disabled(),
             bearer,
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let broker_addr = listener.local_addr().unwrap();
-        tokio::spawn(twilio_broker::server::run(
-            vec![twilio_broker::transport::Bound::Plaintext(listener)],
+        tokio::spawn(twilio_broker::run(
+            vec![twilio_broker::Bound::Plaintext(listener)],
             Arc::clone(&state),
             std::future::pending(),
         ));
@@ -273,8 +164,8 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let baseline_addr = listener.local_addr().unwrap();
         // The baseline answers with a real token, so both reply with the same bytes.
-        let credential = state.vault.get("bench").unwrap();
-        let minted = twilio_broker::mint::Minter::new()
+        let credential = vault.get("bench").unwrap();
+        let minted = twilio_broker::Minter::new()
             .mint(&credential, domain.check().unwrap(), SystemTime::now())
             .unwrap();
         let canned = pb::MintAccessTokenResponse {
@@ -285,20 +176,14 @@ fn main() {
             }),
             jti: minted.jti,
         };
-        tokio::spawn(
-            Server::builder()
-                .tcp_nodelay(true)
-                .add_service(BrokerServer::new(Nothing { canned }))
-                .serve_with_incoming(
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                ),
-        );
-        (broker_addr, baseline_addr, state)
+        let ceiling = Ceiling::new(pb::GetBearerResponse::default(), canned);
+        tokio::spawn(ceiling.serve(listener));
+        (broker_addr, baseline_addr, vault)
     });
 
     // The signing step alone, in process, for reference.
-    let credential = state.vault.get("bench").unwrap();
-    let minter = twilio_broker::mint::Minter::new();
+    let credential = vault.get("bench").unwrap();
+    let minter = twilio_broker::Minter::new();
     let n = 200_000;
     let started = Instant::now();
     let mut bytes = 0;
@@ -323,8 +208,15 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (broker_channels, baseline_channels) =
-        clients.block_on(async { (connect(broker_addr).await, connect(baseline_addr).await) });
+    let (broker_channels, baseline_channels) = clients.block_on(async {
+        let connect = |addr| async move {
+            load::connect(&format!("http://{addr}"), CONNECTIONS)
+                .await
+                .unwrap()
+        };
+        (connect(broker_addr).await, connect(baseline_addr).await)
+    });
+    let call = Call::Mint(Box::new(request()));
     println!(
         "\ngRPC, {CONNECTIONS} connections, {seconds} s per measurement, {rounds} rounds interleaved"
     );
@@ -341,17 +233,30 @@ fn main() {
         for _ in 0..rounds {
             for (target, channels) in [("baseline", &baseline_channels), ("mint", &broker_channels)]
             {
-                let run = clients.block_on(measure(channels, inflight, seconds));
+                let shape = Shape {
+                    inflight,
+                    connections: CONNECTIONS,
+                    warmup: Duration::from_millis(500),
+                    measure: Duration::from_secs_f64(seconds),
+                };
+                let run = clients
+                    .block_on(load::run_on(channels, &call, shape))
+                    .unwrap();
+                let (rate, p50, p99) = (
+                    run.rps(),
+                    run.quantile_us(0.50) as f64,
+                    run.quantile_us(0.99) as f64,
+                );
                 println!(
-                    "{inflight:>9} {target:>9} {:>12.0} {:>10.1} {:>10.1} {:>7}",
-                    run.rate, run.p50_us, run.p99_us, run.errors
+                    "{inflight:>9} {target:>9} {rate:>12.0} {p50:>10.1} {p99:>10.1} {:>7}",
+                    run.errors()
                 );
                 if target == "baseline" {
-                    base_rates.push(run.rate);
-                    base_p99.push(run.p99_us);
+                    base_rates.push(rate);
+                    base_p99.push(p99);
                 } else {
-                    mint_rates.push(run.rate);
-                    mint_p99.push(run.p99_us);
+                    mint_rates.push(rate);
+                    mint_p99.push(p99);
                 }
             }
         }

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use crate::store::StoreError;
+use twilio_broker_store_api::StoreError;
 
 /// Everything that can go wrong in a request, by what happened.
 #[derive(Debug, thiserror::Error)]

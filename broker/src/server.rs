@@ -1,4 +1,5 @@
-//! The running daemon: shared [`State`], and [`run`], which serves every gRPC
+//! The running daemon: [`State`] (the edge's [`Services`] with the limits
+//! and shutdown grace), and [`run`], which wires and serves every gRPC
 //! service on a set of listeners until shutdown. Tests and the binary use the
 //! same function: there is no test-only path.
 
@@ -11,31 +12,22 @@ use twilio_broker_api::v1::broker_server::BrokerServer;
 
 use crate::audit::AuditTrail;
 use crate::bearer::Bearers;
-use crate::grpc::{AdminApi, BrokerApi};
+use crate::grpc::{AdminApi, BrokerApi, Services};
 use crate::policy::PolicyEngine;
 use crate::store::Vault;
 use crate::transport::{self, ActivityLayer, Bound, Limits};
 
-/// What every request handler shares.
+/// What [`run`] serves: the handlers' [`Services`] and how to serve them.
+/// Nothing in it is reachable from outside but through the methods below.
 pub struct State {
-    /// The credentials.
-    pub vault: Arc<Vault>,
-    /// Who may do what.
-    pub policy: PolicyEngine,
-    /// Where each decision is recorded.
-    pub audit: AuditTrail,
-    /// Signs Access Tokens; its `jti` counter is the only shared state (atomic).
-    pub minter: crate::mint::Minter,
-    /// The OAuth bearer token cache over `vault` (GetBearer).
-    pub bearer: Bearers,
+    /// What the RPC handlers share (the edge owns it).
+    services: Arc<Services>,
     /// Connection and HTTP/2 limits (`[limits]`).
-    pub limits: Limits,
-    /// Signs and checks ListCredentials page tokens.
-    pub page_tokens: crate::listing::PageTokens,
+    limits: Limits,
     /// How long the daemon keeps serving, health NOT_SERVING, after a
     /// shutdown is requested, so load balancers see it leave before new
     /// calls are refused (`shutdown_grace_seconds`).
-    pub shutdown_grace: Duration,
+    shutdown_grace: Duration,
 }
 
 impl State {
@@ -47,13 +39,8 @@ impl State {
         bearer: Bearers,
     ) -> Self {
         State {
-            vault,
-            policy,
-            audit,
-            minter: crate::mint::Minter::new(),
-            bearer,
+            services: Arc::new(Services::new(vault, policy, audit, bearer)),
             limits: Limits::default(),
-            page_tokens: crate::listing::PageTokens::default(),
             shutdown_grace: Duration::ZERO,
         }
     }
@@ -68,6 +55,25 @@ impl State {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// The policy engine (reloaded on SIGHUP, swept of idle callers).
+    pub fn policy(&self) -> &PolicyEngine {
+        self.services.policy()
+    }
+
+    /// The audit trail (reopened on SIGHUP).
+    pub fn audit(&self) -> &AuditTrail {
+        self.services.audit()
+    }
+}
+
+/// tonic learns each connection's caller through `Connected`. The impl
+/// lives here, at the wiring, so that `transport/` never names tonic.
+impl tonic::transport::server::Connected for transport::Conn {
+    type ConnectInfo = transport::PeerInfo;
+    fn connect_info(&self) -> transport::PeerInfo {
+        self.peer().clone()
     }
 }
 
@@ -135,11 +141,11 @@ pub async fn run(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(
-            BrokerServer::new(BrokerApi::new(Arc::clone(&state)))
+            BrokerServer::new(BrokerApi::new(Arc::clone(&state.services)))
                 .max_decoding_message_size(limits.max_request_bytes),
         )
         .add_service(
-            AdminServer::new(AdminApi::new(Arc::clone(&state)))
+            AdminServer::new(AdminApi::new(Arc::clone(&state.services)))
                 .max_decoding_message_size(limits.max_request_bytes),
         )
         .serve_with_incoming_shutdown(transport::incoming(listeners, limits), shutdown);
@@ -155,6 +161,6 @@ pub async fn run(
             );
         }
     }
-    state.audit.flush().await;
+    state.audit().flush().await;
     Ok(())
 }

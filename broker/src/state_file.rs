@@ -9,7 +9,7 @@
 //! readers ignore fields they do not know, so a field that an older broker
 //! must not drop when it rewrites the file comes with a version bump.
 //!
-//! Layout on disk: the JSON document sealed with `store::seal` (XChaCha20-
+//! Layout on disk: the JSON document sealed with `seal` (XChaCha20-
 //! Poly1305 under the master key, associated data [`SEAL_NAME`]), so it can be
 //! neither read nor forged without the master key. Every write goes to a
 //! temporary file in the same directory, is `fsync`ed, renamed over the old
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::master_key::MasterKey;
-use crate::store::seal;
+use crate::seal;
 
 /// The format version this broker writes (and the newest it reads).
 ///

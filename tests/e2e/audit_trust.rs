@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use tonic::Code;
-use twilio_broker::audit::Chain;
+use twilio_broker::Chain;
 use twilio_broker_api::v1 as pb;
 
 use crate::audit::{verify, wait_for_checkpoint};
@@ -53,7 +53,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 /// without the signing key could.
 fn relink(lines: &mut [String], from: usize) {
     let head: serde_json::Value = serde_json::from_str(&lines[from - 1]).unwrap();
-    let mut prev = twilio_broker::audit::unhex(head["hash"].as_str().unwrap()).unwrap();
+    let mut prev = twilio_broker::unhex(head["hash"].as_str().unwrap()).unwrap();
     for line in lines.iter_mut().skip(from) {
         let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
         let object = value.as_object_mut().unwrap();
@@ -66,7 +66,7 @@ fn relink(lines: &mut [String], from: usize) {
         chain.push(&mut out, value.to_string().as_bytes());
         *line = String::from_utf8(out).unwrap().trim_end().to_owned();
         let linked: serde_json::Value = serde_json::from_str(line).unwrap();
-        prev = twilio_broker::audit::unhex(linked["hash"].as_str().unwrap()).unwrap();
+        prev = twilio_broker::unhex(linked["hash"].as_str().unwrap()).unwrap();
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tonic::Code;
-use twilio_broker::store::{SledStore, Store};
+use twilio_broker::{SledStore, Store};
 use twilio_broker_api::v1 as pb;
 
 use crate::harness::{Broker, Fixtures, Options, error_metadata, reason};
@@ -74,12 +74,10 @@ async fn moved_truncated_and_flipped_records_are_refused_never_served() {
     {
         let store = SledStore::open(options.data_dir.as_ref().unwrap()).unwrap();
         // Store keys are keyed hashes of the names (issue 14).
-        let master = twilio_broker::master_key::MasterKey::from_base64(
-            options.master_key.as_deref().unwrap(),
-            "test",
-        )
-        .unwrap();
-        let key = |name: &str| twilio_broker::store::vault::credential_key(&master, name);
+        let master =
+            twilio_broker::MasterKey::from_base64(options.master_key.as_deref().unwrap(), "test")
+                .unwrap();
+        let key = |name: &str| twilio_broker::credential_key(&master, name);
         let sealed = store.get(&key("source")).await.unwrap().unwrap().value;
         store.put(&key("moved"), sealed).await.unwrap();
         let truncated = store

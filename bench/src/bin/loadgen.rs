@@ -1,17 +1,13 @@
 //! Drives one RPC at a fixed number of requests in flight for a fixed time,
-//! over several HTTP/2 connections, and prints one JSON line: requests/s,
-//! latency percentiles, and counts by gRPC status (h2load only sees HTTP 2xx).
+//! over several HTTP/2 connections ([`twilio_broker_bench::load`]), and
+//! prints one JSON line: requests/s, latency percentiles, and counts by gRPC
+//! status (h2load only sees HTTP 2xx).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use hdrhistogram::Histogram;
-use tonic::transport::{Channel, Endpoint};
 use twilio_broker_api::v1 as pb;
-use twilio_broker_api::v1::broker_client::BrokerClient;
+use twilio_broker_bench::load::{self, Call, Shape};
 
 #[derive(Parser)]
 struct Args {
@@ -42,29 +38,6 @@ struct Args {
     /// Webhook signature for validate-webhook.
     #[arg(long, default_value = "")]
     webhook_signature: String,
-}
-
-#[derive(Clone)]
-enum Call {
-    Bearer(pb::GetBearerRequest),
-    Mint(Box<pb::MintAccessTokenRequest>),
-    Webhook(pb::ValidateWebhookRequest),
-}
-
-impl Call {
-    async fn send(&self, client: &mut BrokerClient<Channel>) -> tonic::Code {
-        let result = match self.clone() {
-            Call::Bearer(r) => client.get_bearer(r).await.map(drop),
-            Call::Mint(r) => client.mint_access_token(*r).await.map(drop),
-            Call::Webhook(r) => client.validate_webhook(r).await.map(|reply| {
-                assert!(
-                    reply.into_inner().valid,
-                    "the benchmark webhook must validate"
-                );
-            }),
-        };
-        result.err().map_or(tonic::Code::Ok, |s| s.code())
-    }
 }
 
 fn call(args: &Args) -> anyhow::Result<Call> {
@@ -126,68 +99,25 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut channels = Vec::new();
-        for _ in 0..args.connections.max(1) {
-            channels.push(
-                Endpoint::from_shared(args.target.clone())?
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await?,
-            );
-        }
-        let measuring = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for i in 0..args.inflight {
-            let mut client = BrokerClient::new(channels[i % channels.len()].clone());
-            let request = request.clone();
-            let measuring = Arc::clone(&measuring);
-            let stop = Arc::clone(&stop);
-            tasks.push(tokio::spawn(async move {
-                let mut histogram = Histogram::<u64>::new(3).expect("histogram");
-                let mut codes: BTreeMap<String, u64> = BTreeMap::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let code = request.send(&mut client).await;
-                    if measuring.load(Ordering::Relaxed) {
-                        let micros =
-                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        let _ = histogram.record(micros.max(1));
-                        *codes.entry(format!("{code:?}")).or_default() += 1;
-                    }
-                }
-                (histogram, codes)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        measuring.store(true, Ordering::Relaxed);
-        let started = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-        measuring.store(false, Ordering::Relaxed);
-        let elapsed = started.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        let mut histogram = Histogram::<u64>::new(3)?;
-        let mut codes: BTreeMap<String, u64> = BTreeMap::new();
-        for task in tasks {
-            let (h, c) = task.await?;
-            histogram.add(h)?;
-            for (k, v) in c {
-                *codes.entry(k).or_default() += v;
-            }
-        }
-        let ok = codes.get("Ok").copied().unwrap_or(0);
+        let shape = Shape {
+            inflight: args.inflight,
+            connections: args.connections,
+            warmup: Duration::from_secs(1),
+            measure: Duration::from_secs_f64(args.seconds),
+        };
+        let figures = load::run(&args.target, &request, shape).await?;
         let line = serde_json::json!({
             "label": args.label,
             "rpc": args.rpc,
             "inflight": args.inflight,
-            "seconds": elapsed,
-            "requests": histogram.len(),
-            "ok": ok,
-            "rps": ok as f64 / elapsed,
-            "p50_us": histogram.value_at_quantile(0.50),
-            "p99_us": histogram.value_at_quantile(0.99),
-            "p999_us": histogram.value_at_quantile(0.999),
-            "codes": codes,
+            "seconds": figures.elapsed.as_secs_f64(),
+            "requests": figures.latency_us.len(),
+            "ok": figures.ok(),
+            "rps": figures.rps(),
+            "p50_us": figures.quantile_us(0.50),
+            "p99_us": figures.quantile_us(0.99),
+            "p999_us": figures.quantile_us(0.999),
+            "codes": figures.codes,
         });
         println!("{line}");
         anyhow::Ok(())

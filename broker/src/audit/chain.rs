@@ -22,7 +22,7 @@
 //! master key, and a broker that opens one continues it with a start line.
 
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
@@ -64,6 +64,7 @@ impl ChainKey {
 
     /// Builds a format-1 line for `event_json` after `prev` (fixtures and
     /// migration tests only: the broker no longer writes this format).
+    #[cfg(test)]
     pub fn link(&self, seq: u64, prev: &[u8; 32], event_json: &str) -> (String, [u8; 32]) {
         let fields = event_json.strip_prefix('{').unwrap_or(event_json);
         let body = format!("{{\"seq\":{seq},\"prev\":\"{}\",{fields}", hex(prev));
@@ -109,7 +110,7 @@ impl PublicKey {
     }
 
     /// 64 hex digits.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         hex(self.0.as_bytes())
     }
 
@@ -450,7 +451,9 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// True when nothing is broken and nothing was cut.
+    /// True when nothing is broken and nothing was cut (the tests' check;
+    /// `audit verify` reports each part).
+    #[cfg(test)]
     pub fn is_intact(&self) -> bool {
         self.broken.is_none() && self.truncated.is_none()
     }
@@ -690,8 +693,9 @@ pub fn verify_files(
     Ok(verifier.report)
 }
 
-/// Verifies one file.
-pub fn verify_file(keys: &VerifyKeys, path: &Path) -> std::io::Result<VerifyReport> {
+/// Verifies one file (the tests' shorthand for [`verify_files`]).
+#[cfg(test)]
+pub fn verify_file(keys: &VerifyKeys, path: &std::path::Path) -> std::io::Result<VerifyReport> {
     verify_files(keys, &[path.to_path_buf()], None)
 }
 

@@ -29,16 +29,11 @@ mod trail;
 
 use std::sync::Arc;
 
-pub use chain::{
-    Broken, Chain, ChainKey, GENESIS, Gap, PublicKey, Signer, VerifyKeys, VerifyReport, hex, unhex,
-    verify_file, verify_files,
-};
-pub use event::{AuditEvent, Decision, MAX_AUDITED_LEN, cap, rfc3339};
-pub use file_sink::{
-    FileOptions, FileSink, Outcome, STATE_NAME, SYNC_INTERVAL, Submitted, SyncMode, on_worker_park,
-};
+pub use chain::{Chain, Gap, PublicKey, Signer, VerifyKeys, hex, unhex, verify_files};
+pub use event::{AuditEvent, Decision, cap, rfc3339};
+pub use file_sink::{FileOptions, FileSink, STATE_NAME, SyncMode, on_worker_park};
 pub use plugin_sink::PluginSink;
-pub use trail::{AuditTrail, MUTATIONS, SinkOptions};
+pub use trail::{AuditTrail, SinkOptions};
 
 /// Why a sink could not record.
 #[derive(Debug, thiserror::Error)]

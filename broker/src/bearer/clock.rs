@@ -22,12 +22,14 @@ impl Clock for SystemClock {
 
 /// A wall clock that advances with tokio's clock, so `tokio::time::pause`
 /// and `advance` move it too. For tests.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     base: SystemTime,
     start: tokio::time::Instant,
 }
 
+#[cfg(test)]
 impl TokioClock {
     /// A clock that reads `base` now and moves with tokio time from here.
     pub fn starting_at(base: SystemTime) -> Self {
@@ -38,6 +40,7 @@ impl TokioClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for TokioClock {
     fn now(&self) -> SystemTime {
         self.base + self.start.elapsed()

@@ -24,10 +24,10 @@ mod model_check;
 use std::sync::Arc;
 
 pub use cache::Bearers;
-pub use clock::{Clock, SystemClock};
-pub use settings::{DEFAULT_TOKEN_URL, OAuthConfig, Settings};
-pub use token::{Bearer, Token};
-pub use upstream::{Failure, HttpUpstream, TokenReply, Upstream};
+pub use clock::SystemClock;
+pub use settings::{OAuthConfig, Settings};
+pub use token::Token;
+pub use upstream::HttpUpstream;
 
 use crate::store::Vault;
 

@@ -365,7 +365,7 @@ async fn forget_idle_callers(state: Arc<State>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
-        state.policy.forget_idle_callers();
+        state.policy().forget_idle_callers();
     }
 }
 
@@ -378,8 +378,8 @@ async fn reload_on_sighup(state: Arc<State>) {
     };
     while hangup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the policy and reopening audit files");
-        let _ = state.policy.reload();
-        state.audit.reopen().await;
+        let _ = state.policy().reload();
+        state.audit().reopen().await;
     }
 }
 

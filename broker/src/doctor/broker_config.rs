@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret as _;
 
-use super::checks::finding;
+use super::rules::finding;
 use super::scan::Assignment;
 use super::{Finding, Source};
 

@@ -15,6 +15,7 @@
 
 mod broker_config;
 mod checks;
+mod rules;
 pub mod scan;
 pub mod vcs;
 
@@ -22,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-pub use checks::{RULES, Rule};
 use scan::Assignment;
 use vcs::Vcs;
 

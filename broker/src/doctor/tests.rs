@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use super::rules::RULES;
 use super::vcs::Vcs;
 use super::*;
 

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::admin_server::Admin;
 
+use super::Services;
 use super::convert;
 use super::guard::guarded;
 use crate::caller::Caller;
@@ -15,22 +16,21 @@ use crate::credential;
 use crate::error::Result;
 use crate::listing;
 use crate::policy::{Action, Rpc};
-use crate::server::State;
 
 /// The Admin gRPC service.
 pub struct AdminApi {
-    state: Arc<State>,
+    state: Arc<Services>,
 }
 
 impl AdminApi {
     /// Serves Admin calls against `state`.
-    pub fn new(state: Arc<State>) -> Self {
+    pub fn new(state: Arc<Services>) -> Self {
         AdminApi { state }
     }
 }
 
 async fn put(
-    state: &State,
+    state: &Services,
     request: pb::PutCredentialRequest,
 ) -> Result<pb::PutCredentialResponse> {
     let credential = convert::credential_from_put(request, SystemTime::now())?;
@@ -43,7 +43,7 @@ async fn put(
     })
 }
 
-fn get(state: &State, request: pb::GetCredentialRequest) -> Result<pb::GetCredentialResponse> {
+fn get(state: &Services, request: pb::GetCredentialRequest) -> Result<pb::GetCredentialResponse> {
     credential::check_name("name", &request.name)?;
     let found = state.vault.lookup(&request.name)?;
     Ok(pb::GetCredentialResponse {
@@ -54,7 +54,7 @@ fn get(state: &State, request: pb::GetCredentialRequest) -> Result<pb::GetCreden
 /// One page of the credentials the caller's rules cover for
 /// ListCredentials (a scoped admin sees only its own), after the filter.
 fn list(
-    state: &State,
+    state: &Services,
     caller: &Caller,
     request: pb::ListCredentialsRequest,
 ) -> Result<pb::ListCredentialsResponse> {
@@ -100,7 +100,7 @@ fn list(
 }
 
 async fn delete(
-    state: &State,
+    state: &Services,
     request: pb::DeleteCredentialRequest,
 ) -> Result<pb::DeleteCredentialResponse> {
     let name = request.name;
@@ -119,7 +119,7 @@ async fn delete(
     })
 }
 
-fn reload(state: &State) -> Result<pb::ReloadPolicyResponse> {
+fn reload(state: &Services) -> Result<pb::ReloadPolicyResponse> {
     let loaded = state.policy.reload()?;
     Ok(pb::ReloadPolicyResponse {
         rules: u32::try_from(loaded.rules).unwrap_or(u32::MAX),

@@ -4,17 +4,17 @@ use std::time::Duration;
 
 use twilio_broker_api::v1 as pb;
 
+use super::Services;
 use super::convert::timestamp;
 use crate::credential::{self, Credential};
 use crate::error::{Error, Result};
-use crate::server::State;
 
 /// The longest `min_ttl_seconds` accepted: Twilio tokens live at most 24 h.
 pub const MAX_MIN_TTL_SECONDS: u32 = 86_400;
 
 /// Serves one GetBearer call.
 pub async fn get_bearer(
-    state: &State,
+    state: &Services,
     request: pb::GetBearerRequest,
 ) -> Result<pb::GetBearerResponse> {
     credential::check_name("credential", &request.credential)?;

@@ -7,17 +7,17 @@ use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::broker_server::Broker;
 
+use super::Services;
 use super::guard::guarded;
-use crate::server::State;
 
 /// The Broker gRPC service.
 pub struct BrokerApi {
-    state: Arc<State>,
+    state: Arc<Services>,
 }
 
 impl BrokerApi {
     /// Serves Broker calls against `state`.
-    pub fn new(state: Arc<State>) -> Self {
+    pub fn new(state: Arc<Services>) -> Self {
         BrokerApi { state }
     }
 }

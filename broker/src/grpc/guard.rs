@@ -17,14 +17,15 @@ use std::time::{Instant, SystemTime};
 use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
 
+use super::Services;
+use super::mint::CheckedMint;
 use super::status::{code_name, to_status};
 use crate::audit::{AuditEvent, Decision, cap};
 use crate::caller::{Caller, Identity, Source, Transport};
 use crate::credential;
 use crate::error::{Error, Result};
-use crate::mint::{self, TokenRequest};
+use crate::mint;
 use crate::policy::{Action, GrantKind, Rpc};
-use crate::server::State;
 use crate::transport::PeerInfo;
 
 /// A request as it arrives: which RPC, what to audit if it is refused
@@ -72,7 +73,7 @@ fn caller_of<T>(request: &Request<T>) -> Arc<Caller> {
 
 /// Runs `handle` for `request` under policy and audit.
 pub(super) async fn guarded<Req, Resp, Fut>(
-    state: &State,
+    state: &Services,
     request: Request<Req>,
     handle: impl FnOnce(Req::Checked, Arc<Caller>) -> Fut,
 ) -> std::result::Result<Response<Resp>, Status>
@@ -144,7 +145,7 @@ where
 /// The caller's credentials, then the request's fields, then the policy;
 /// fills what the audit event records of the checked request.
 fn admit<Req: Describe>(
-    state: &State,
+    state: &Services,
     caller: &Caller,
     request: Req,
     event: &mut AuditEvent,
@@ -221,14 +222,6 @@ impl Describe for pb::GetBearerRequest {
     fn check(self) -> Result<Self::Checked> {
         named(Self::RPC, self, "credential", |r| &r.credential, true)
     }
-}
-
-/// A mint request converted into the token it will produce.
-pub(super) struct CheckedMint {
-    /// The credential that signs.
-    pub credential: String,
-    /// The token's content.
-    pub token: TokenRequest,
 }
 
 impl Describe for pb::MintAccessTokenRequest {

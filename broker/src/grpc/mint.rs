@@ -9,16 +9,25 @@ use std::time::SystemTime;
 use prost_types::value::Kind as ValueKind;
 use twilio_broker_api::v1 as pb;
 
+use super::Services;
 use crate::error::{Error, Result};
 use crate::mint::json::{self, Json, Object};
 use crate::mint::{self, Grants, TokenRequest};
-use crate::server::State;
+
+/// A mint request converted into the token it will produce (what the guard
+/// checks, authorizes and hands to [`mint_access_token`]).
+pub(super) struct CheckedMint {
+    /// The credential that signs.
+    pub credential: String,
+    /// The token's content.
+    pub token: TokenRequest,
+}
 
 /// Serves one MintAccessToken call, already converted and checked by the
 /// guard (the request rules come before the credential lookup).
 pub(super) fn mint_access_token(
-    state: &State,
-    request: super::guard::CheckedMint,
+    state: &Services,
+    request: CheckedMint,
 ) -> Result<pb::MintAccessTokenResponse> {
     let checked = request.token.check()?;
     let now = SystemTime::now();

@@ -16,3 +16,64 @@ mod webhook;
 
 pub use admin::AdminApi;
 pub use broker::BrokerApi;
+
+use std::sync::Arc;
+
+use crate::audit::AuditTrail;
+use crate::bearer::Bearers;
+use crate::listing::PageTokens;
+use crate::mint::Minter;
+use crate::policy::PolicyEngine;
+use crate::store::Vault;
+
+/// What the RPC handlers share: the domain services a call reaches. The edge
+/// owns it, so handlers import nothing from `server.rs` (which only wires
+/// listeners, limits and shutdown around it).
+///
+/// **Invariant:** the fields are private to `grpc/`: outside the edge, only
+/// [`Services::policy`] and [`Services::audit`] are reachable (SIGHUP
+/// reload, idle-caller sweep, the final audit flush), never the vault.
+pub struct Services {
+    /// The credentials.
+    vault: Arc<Vault>,
+    /// Who may do what.
+    policy: PolicyEngine,
+    /// Where each decision is recorded.
+    audit: AuditTrail,
+    /// Signs Access Tokens; its `jti` counter is the only shared state (atomic).
+    minter: Minter,
+    /// The OAuth bearer token cache over `vault` (GetBearer).
+    bearer: Bearers,
+    /// Signs and checks ListCredentials page tokens.
+    page_tokens: PageTokens,
+}
+
+impl Services {
+    /// The services over an open vault, a policy, an audit trail and the
+    /// bearer cache.
+    pub fn new(
+        vault: Arc<Vault>,
+        policy: PolicyEngine,
+        audit: AuditTrail,
+        bearer: Bearers,
+    ) -> Self {
+        Services {
+            vault,
+            policy,
+            audit,
+            minter: Minter::new(),
+            bearer,
+            page_tokens: PageTokens::default(),
+        }
+    }
+
+    /// The policy engine (reloaded on SIGHUP, swept of idle callers).
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
+    }
+
+    /// The audit trail (reopened on SIGHUP, flushed at shutdown).
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+}

@@ -9,14 +9,14 @@
 
 use twilio_broker_api::v1 as pb;
 
+use super::Services;
 use super::convert::key_type_to_pb;
 use crate::credential::{self, Credential};
 use crate::error::{Error, Result};
 use crate::recommend::{self, ClientSdk, Environment, Method, Needs, Side};
-use crate::server::State;
 
 /// Serves one Recommend call.
-pub fn recommend(state: &State, request: pb::RecommendRequest) -> Result<pb::RecommendResponse> {
+pub fn recommend(state: &Services, request: pb::RecommendRequest) -> Result<pb::RecommendResponse> {
     let needs = needs_from_pb(&request)?;
     let credential = if request.credential.is_empty() {
         None

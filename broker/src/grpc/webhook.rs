@@ -11,14 +11,14 @@
 
 use twilio_broker_api::v1 as pb;
 
+use super::Services;
 use crate::credential::Secret;
 use crate::error::{Error, Result};
-use crate::server::State;
 use crate::webhook::{self, WebhookRequest};
 
 /// Serves one ValidateWebhook call.
 pub fn validate_webhook(
-    state: &State,
+    state: &Services,
     mut request: pb::ValidateWebhookRequest,
 ) -> Result<pb::ValidateWebhookResponse> {
     if request.credential.is_empty() {

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use action::{Action, GrantKind, Rpc};
-pub use file::{CURRENT_VERSION, PolicyFile};
-pub use rules::{CompiledPolicy, Warning};
+pub use file::PolicyFile;
+pub use rules::CompiledPolicy;
 
 use crate::caller::Caller;
 use crate::error::Error;

@@ -5,7 +5,7 @@
 //! Ids are a public contract (pipelines match on them): add, never rename.
 
 use super::Method;
-use super::rules::Situation;
+use super::situation::Situation;
 use crate::credential::KeyType;
 
 /// One Twilio limit.
@@ -121,11 +121,6 @@ pub const LIMITS: &[Limit] = &[
         applies: |s| s.method == Method::TestCredentials || s.facts.needs.charge_free,
     },
 ];
-
-/// The limit with this id.
-pub fn by_id(id: &str) -> Option<&'static Limit> {
-    LIMITS.iter().find(|l| l.id == id)
-}
 
 /// The limits that bear on `situation`, in table order.
 pub fn applying(situation: &Situation) -> Vec<&'static Limit> {

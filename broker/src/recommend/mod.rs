@@ -16,6 +16,7 @@ pub mod notes;
 pub mod resources;
 pub mod review;
 pub mod rules;
+pub mod situation;
 
 #[cfg(test)]
 mod tests;
@@ -38,7 +39,8 @@ pub enum Environment {
 }
 
 impl Environment {
-    /// Every environment, for exhaustive walks.
+    /// Every environment, for the tests' exhaustive walks.
+    #[cfg(test)]
     pub const ALL: [Environment; 3] = [
         Environment::Prototype,
         Environment::Test,
@@ -93,7 +95,8 @@ pub enum ClientSdk {
 }
 
 impl ClientSdk {
-    /// Every SDK, for exhaustive walks.
+    /// Every SDK, for the tests' exhaustive walks.
+    #[cfg(test)]
     pub const ALL: [ClientSdk; 4] = [
         ClientSdk::Voice,
         ClientSdk::Video,
@@ -137,19 +140,6 @@ pub enum Method {
     TestCredentials,
 }
 
-impl Method {
-    /// A short name for people.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::AuthToken => "Auth Token",
-            Method::ApiKey => "API key",
-            Method::OAuth2 => "OAuth2 (client_credentials)",
-            Method::AccessToken => "Access Token (JWT)",
-            Method::TestCredentials => "test credentials",
-        }
-    }
-}
-
 /// What the caller needs: the request, in domain terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needs {
@@ -172,7 +162,9 @@ pub struct Needs {
 }
 
 impl Needs {
-    /// Server-side needs in `environment` with nothing else asked.
+    /// Needs in `environment` on `side` with nothing else asked (the tests'
+    /// starting point).
+    #[cfg(test)]
     pub fn new(environment: Environment, side: Side) -> Self {
         Needs {
             environment,

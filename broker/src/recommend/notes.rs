@@ -3,7 +3,7 @@
 //! `when` holds adds its sentences (templates filled by
 //! [`render`](super::rules::render)), in table order within its kind.
 
-use super::rules::Situation;
+use super::situation::Situation;
 use super::{Environment, Method, Side};
 use crate::credential::KeyType;
 

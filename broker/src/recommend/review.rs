@@ -6,7 +6,8 @@
 //! credential and never anything secret (the review reads kind, key type and
 //! labels only).
 
-use super::rules::{Situation, situate};
+use super::rules::situate;
+use super::situation::Situation;
 use super::{Environment, Method, Needs, Side};
 use crate::credential::{Credential, KeyType, Kind};
 

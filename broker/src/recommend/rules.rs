@@ -11,61 +11,10 @@
 
 use super::limits;
 use super::notes::{NOTES, NoteKind};
-use super::resources::{self, Resources, TEST_CREDENTIAL_RESOURCES};
+use super::resources::{self, TEST_CREDENTIAL_RESOURCES};
+pub use super::situation::{Facts, Situation};
 use super::{Environment, Method, Needs, Recommendation, Side};
 use crate::credential::KeyType;
-
-/// The request plus what follows from it before a method is chosen.
-#[derive(Debug, Clone)]
-pub struct Facts<'a> {
-    /// The request.
-    pub needs: &'a Needs,
-    /// Its resources, sorted.
-    pub resources: Resources,
-    /// `needs_account_management`, or Accounts/Keys among the resources.
-    pub account_management: bool,
-    /// A prototype that asked for nothing stricter: the Auth Token shortcut applies.
-    pub plain_prototype: bool,
-    /// What test credentials cannot serve here (empty when they can).
-    pub test_blockers: Vec<String>,
-}
-
-impl<'a> Facts<'a> {
-    /// Derives the facts of `needs`.
-    pub fn new(needs: &'a Needs) -> Self {
-        let resources = Resources::classify(&needs.resources);
-        let account_management =
-            needs.needs_account_management || !resources.account_management.is_empty();
-        let mut test_blockers = resources.beyond_test_credentials.clone();
-        if needs.needs_account_management && resources.account_management.is_empty() {
-            test_blockers.push("/Accounts and /Keys".to_owned());
-        }
-        Facts {
-            needs,
-            plain_prototype: needs.environment == Environment::Prototype
-                && !needs.time_limited
-                && !needs.least_privilege,
-            account_management,
-            test_blockers,
-            resources,
-        }
-    }
-
-    fn server(&self) -> bool {
-        self.needs.side == Side::Server
-    }
-}
-
-/// The facts with the chosen method: what notes and limits look at.
-#[derive(Debug, Clone)]
-pub struct Situation<'a> {
-    /// The request's facts.
-    pub facts: Facts<'a>,
-    /// The chosen method.
-    pub method: Method,
-    /// The API key type to create, if any.
-    pub key_type: Option<KeyType>,
-}
 
 /// One way of choosing the method.
 #[derive(Debug)]

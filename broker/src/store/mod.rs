@@ -14,82 +14,17 @@ mod blocking;
 #[cfg(test)]
 mod memory;
 pub(crate) mod record;
-pub mod seal;
+// The AEAD primitive lives beside this module (`crate::seal`), below both
+// the store and the state file; the vault names it `super::seal`.
+pub(crate) use crate::seal;
 #[cfg(test)]
 mod seal_props;
 pub mod sled_store;
 pub mod vault;
 
-use std::time::Duration;
-
 pub use blocking::BlockingStore;
 pub use sled_store::SledStore;
-pub use twilio_broker_plugin_sdk::{Cas, Versioned};
+// The trait and its types live in `twilio-broker-store-api`, below both this
+// crate and the plugin host (whose `PluginStore` implements the trait).
+pub use twilio_broker_store_api::{Cas, ChangeFeed, Store, StoreError, Versioned};
 pub use vault::Vault;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The backend cannot be reached right now; a retry may work.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    /// The backend failed.
-    #[error("storage error: {0}")]
-    Backend(String),
-    /// A record could not be opened: damaged, truncated, moved or sealed under
-    /// another key. Never served.
-    #[error("record {key:?} cannot be opened: {reason}")]
-    Unsealable {
-        /// The store key of the record.
-        key: String,
-        /// What failed.
-        reason: String,
-    },
-}
-
-/// How a process learns that another process changed the store.
-pub enum ChangeFeed {
-    /// Only this process writes (sled holds an exclusive lock): nothing to follow.
-    Exclusive,
-    /// The backend reports changes; each new value means "re-read".
-    Notified(tokio::sync::watch::Receiver<u64>),
-    /// The backend cannot tell; re-read on this interval.
-    Poll(Duration),
-}
-
-/// A key-value store of sealed records. Keys are UTF-8 paths such as
-/// `credential/prod-key`; values are opaque sealed bytes.
-///
-/// Versions are positive, change on every write of a key and never repeat
-/// for it (not even across a delete), so compare-and-swap cannot be fooled
-/// by a key deleted and written again.
-///
-/// Implementations must make a write durable before it returns.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// The value and version at `key`, if any.
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
-    /// Stores `value` at `key`, durably; returns the new version.
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError>;
-    /// Removes `key`, durably. True when it existed.
-    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
-    /// Every entry whose key starts with `prefix`, ordered by key.
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
-    /// Writes `value` only if `key` is at version `expected` (0: absent).
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: Vec<u8>,
-    ) -> Result<Cas, StoreError>;
-    /// Replaces every entry under `prefix` with `entries` atomically (used by `rekey`).
-    async fn replace_all(
-        &self,
-        prefix: &str,
-        entries: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), StoreError>;
-    /// How to follow changes made by other processes.
-    async fn change_feed(&self) -> ChangeFeed {
-        ChangeFeed::Exclusive
-    }
-}

@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
-use tonic::transport::server::Connected;
 
 pub use limits::{ActivityLayer, Limits};
 pub use spec::{ClientAuth, ListenerConfig, ListenerSpec, TlsSettings};
@@ -35,7 +34,9 @@ pub struct Conn {
     _permit: Permit,
 }
 
-/// What tonic puts in each request's extensions for this connection.
+/// What the server puts in each request's extensions for this connection
+/// (`server.rs` hands it to tonic through `Connected`, so this module never
+/// names tonic).
 #[derive(Clone, Debug)]
 pub struct PeerInfo {
     /// Who is calling.
@@ -59,10 +60,10 @@ impl Conn {
     }
 }
 
-impl Connected for Conn {
-    type ConnectInfo = PeerInfo;
-    fn connect_info(&self) -> PeerInfo {
-        self.peer.clone()
+impl Conn {
+    /// Who is on the other end, and the connection's call activity.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
     }
 }
 

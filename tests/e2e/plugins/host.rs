@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
-use twilio_broker::plugin_host::{
-    self, Loaded, PluginAuditSink, PluginError, PluginKind, PluginSpec, PluginStore,
+use twilio_broker::{BlockingStore, Store, StoreError};
+use twilio_broker_plugin_host::{
+    self as plugin_host, Loaded, PluginAuditSink, PluginError, PluginKind, PluginSpec, PluginStore,
 };
-use twilio_broker::store::{BlockingStore, Store, StoreError};
 use twilio_broker_plugin_sdk::conformance::{self, Outcome};
 
 use super::libs::{

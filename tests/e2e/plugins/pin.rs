@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 use sha2::Digest as _;
-use twilio_broker::plugin_host::{self, Loaded, PluginKind, PluginSpec, Sha256Pin};
+use twilio_broker_plugin_host::{self as plugin_host, Loaded, PluginKind, PluginSpec, Sha256Pin};
 
 use super::libs::cargo_plugin;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use tonic::Code;
-use twilio_broker::policy::{GrantKind, Rpc};
+use twilio_broker::{GrantKind, Rpc};
 use twilio_broker_api::v1 as pb;
 use twilio_broker_api::v1::admin_client::AdminClient;
 use twilio_broker_api::v1::broker_client::BrokerClient;

@@ -27,8 +27,11 @@ use super::raw::Table;
 use super::{PluginAuditSink, PluginError, PluginKind, PluginSpec, PluginStore, Sha256Pin};
 
 /// Why a plugin was refused at start-up.
+///
+/// Exhaustive on purpose (only the daemon uses this crate): `plugin check`
+/// matches every variant to give its hint, so a new variant without a hint
+/// does not compile.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum LoadError {
     /// The file cannot be read.
     #[error("cannot read plugin {path}: {reason}")]

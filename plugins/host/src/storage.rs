@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::PluginError;
 use super::guard::Guard;
 use super::raw::RawPlugin;
-use crate::store::{Cas, ChangeFeed, Store, StoreError, Versioned};
+use twilio_broker_store_api::{Cas, ChangeFeed, Store, StoreError, Versioned};
 
 /// How long one `wait_for_change` call may block in the plugin.
 const WAIT_MS: u32 = 1_000;
@@ -57,8 +57,9 @@ impl PluginStore {
     /// Closes the plugin once no call is in flight.
     pub async fn close(&self) -> Result<(), PluginError> {
         let raw = Arc::clone(&self.raw);
-        // SAFETY (of `RawPlugin::close`): the guard runs it with every
-        // permit held and refuses all later calls.
+        // SAFETY: `RawPlugin::close` needs no other call running or starting
+        // afterwards; the guard runs it with every permit held and refuses
+        // all later calls.
         self.guard.close(move || unsafe { raw.close() }).await
     }
 

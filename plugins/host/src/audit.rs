@@ -51,8 +51,9 @@ impl PluginAuditSink {
     /// call fails with [`PluginError::Closed`].
     pub async fn close(&self) -> Result<(), PluginError> {
         let raw = Arc::clone(&self.raw);
-        // SAFETY (of `RawPlugin::close`): the guard runs it with every
-        // permit held and refuses all later calls.
+        // SAFETY: `RawPlugin::close` needs no other call running or starting
+        // afterwards; the guard runs it with every permit held and refuses
+        // all later calls.
         self.guard.close(move || unsafe { raw.close() }).await
     }
 }
