@@ -68,7 +68,7 @@ pub(crate) fn token_request(request: pb::MintAccessTokenRequest) -> Result<(Stri
         (Some(s), true) => Some(object_from_struct("playback", s)?),
         (None, false) => Some(
             json::parse_object(&request.playback_json)
-                .map_err(|reason| Error::invalid("playback_json", reason))?,
+                .map_err(|reason| Error::invalid("playback_json", reason.to_string()))?,
         ),
         (None, true) => None,
     };
@@ -115,8 +115,11 @@ fn voice(v: pb::VoiceGrant) -> Result<mint::VoiceGrant> {
                 "set outgoing_application_params or outgoing_application_params_json, not both",
             ));
         }
-        (true, false) => json::parse_object(&v.outgoing_application_params_json)
-            .map_err(|reason| Error::invalid("voice.outgoing_application_params_json", reason))?,
+        (true, false) => {
+            json::parse_object(&v.outgoing_application_params_json).map_err(|reason| {
+                Error::invalid("voice.outgoing_application_params_json", reason.to_string())
+            })?
+        }
         (false, true) => {
             if v.outgoing_application_params.len() > json::MAX_JSON_KEYS {
                 return Err(Error::invalid(

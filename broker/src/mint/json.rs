@@ -163,21 +163,36 @@ pub const MAX_JSON_BYTES: usize = 16 * 1024;
 /// Most members one JSON object may have.
 pub const MAX_JSON_KEYS: usize = 256;
 
+/// Why a grant's JSON text was refused. The text completes a sentence that
+/// starts with the field name; it quotes serde's position and message, never
+/// the text itself beyond what serde quotes (a key, for a duplicate).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// Over [`MAX_JSON_BYTES`].
+    #[error("is {0} bytes long; the limit is {MAX_JSON_BYTES}")]
+    TooLong(usize),
+    /// Valid JSON, but not an object.
+    #[error("must be a JSON object ({{...}})")]
+    NotAnObject,
+    /// Not JSON, or refused while parsing (duplicate key, too many keys,
+    /// number out of range).
+    #[error("is not valid JSON: {0}")]
+    Invalid(String),
+}
+
 /// Parses JSON text that must hold one object, keeping key order.
 /// Duplicate keys and numbers that do not fit are refused; so is text
 /// over [`MAX_JSON_BYTES`] or an object over [`MAX_JSON_KEYS`] members.
 /// Linear in the text's length (a hash set finds duplicates).
-pub fn parse_object(text: &str) -> Result<Object, String> {
+pub fn parse_object(text: &str) -> Result<Object, JsonError> {
     if text.len() > MAX_JSON_BYTES {
-        return Err(format!(
-            "is {} bytes long; the limit is {MAX_JSON_BYTES}",
-            text.len()
-        ));
+        return Err(JsonError::TooLong(text.len()));
     }
     match serde_json::from_str::<Json>(text) {
         Ok(Json::Object(members)) => Ok(members),
-        Ok(_) => Err("must be a JSON object ({...})".into()),
-        Err(err) => Err(format!("is not valid JSON: {err}")),
+        Ok(_) => Err(JsonError::NotAnObject),
+        Err(err) => Err(JsonError::Invalid(err.to_string())),
     }
 }
 
@@ -253,13 +268,19 @@ mod tests {
     #[test]
     fn json_caps_answer_with_the_limit() {
         let big = format!("{{\"k\":\"{}\"}}", "x".repeat(MAX_JSON_BYTES));
-        assert!(parse_object(&big).expect_err("too long").contains("limit"));
+        assert!(
+            parse_object(&big)
+                .expect_err("too long")
+                .to_string()
+                .contains("limit")
+        );
         let many: Vec<String> = (0..=MAX_JSON_KEYS).map(|i| format!("\"k{i}\":1")).collect();
         let many = format!("{{{}}}", many.join(","));
         assert!(many.len() < MAX_JSON_BYTES);
         assert!(
             parse_object(&many)
                 .expect_err("too many keys")
+                .to_string()
                 .contains("more than")
         );
         let fine: Vec<String> = (0..MAX_JSON_KEYS).map(|i| format!("\"k{i}\":1")).collect();
@@ -272,6 +293,7 @@ mod tests {
         assert!(
             parse_object("{\"a\":1,\"b\":2,\"a\":3}")
                 .expect_err("duplicate")
+                .to_string()
                 .contains("duplicate key")
         );
     }
@@ -351,7 +373,7 @@ mod tests {
             ("{\"a\":1,\"a\":2}", "duplicate key"),
             ("{", "not valid JSON"),
         ] {
-            let err = parse_object(text).expect_err(text);
+            let err = parse_object(text).expect_err(text).to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
