@@ -33,6 +33,7 @@ pub mod state_file;
 pub mod store;
 pub mod telemetry;
 pub mod transport;
+pub mod twilio_api;
 pub mod webhook;
 
 pub use error::Error;

@@ -114,6 +114,7 @@ impl Broker for Ceiling {
         Ok(Response::new(pb::ValidateWebhookResponse {
             valid: true,
             reason: String::new(),
+            ..Default::default()
         }))
     }
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 pub use cache::Bearers;
 pub use clock::{Clock, SystemClock};
+pub(crate) use settings::check_url;
 pub use settings::{DEFAULT_TOKEN_URL, OAuthConfig, Settings};
 pub use token::{Bearer, Token};
 pub use upstream::{Failure, HttpUpstream, TokenReply, Upstream};

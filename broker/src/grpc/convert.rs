@@ -75,6 +75,9 @@ pub fn credential_from_put(
         Some(Pb::AuthToken(c)) => Secret::AuthToken {
             account_sid: c.account_sid,
             auth_token: secret(c.auth_token),
+            secondary_auth_token: Some(c.secondary_auth_token)
+                .filter(|s| !s.is_empty())
+                .map(secret),
         },
         Some(Pb::ApiKey(c)) => Secret::ApiKey {
             key_type: key_type_from_pb("api_key.key_type", c.key_type)?,

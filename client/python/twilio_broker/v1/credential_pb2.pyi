@@ -35,12 +35,14 @@ CREDENTIAL_KIND_OAUTH_CLIENT: CredentialKind
 CREDENTIAL_KIND_TEST: CredentialKind
 
 class AuthTokenCredential(_message.Message):
-    __slots__ = ("account_sid", "auth_token")
+    __slots__ = ("account_sid", "auth_token", "secondary_auth_token")
     ACCOUNT_SID_FIELD_NUMBER: _ClassVar[int]
     AUTH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECONDARY_AUTH_TOKEN_FIELD_NUMBER: _ClassVar[int]
     account_sid: str
     auth_token: str
-    def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ...) -> None: ...
+    secondary_auth_token: str
+    def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ..., secondary_auth_token: _Optional[str] = ...) -> None: ...
 
 class ApiKeyCredential(_message.Message):
     __slots__ = ("account_sid", "key_sid", "secret", "key_type")
