@@ -315,3 +315,97 @@ async fn failures_are_typed_and_never_carry_a_secret() {
         }
     }
 }
+
+fn api_key_of(secret: &Secret) -> (String, String) {
+    let Secret::ApiKey {
+        key_sid, secret, ..
+    } = secret
+    else {
+        panic!("not an api_key")
+    };
+    (key_sid.clone(), secret.open().to_string())
+}
+
+#[tokio::test]
+async fn a_key_is_rotated_new_before_old_and_keeps_its_type_and_policy() {
+    let w = world().await;
+    let manager = Manager::from_secret(&w.main).unwrap();
+
+    // Standard: the successor lives beside the old key until it is retired.
+    let old = w.api.create_standard_key(manager, "v1").await.unwrap();
+    let old = Secret::ApiKey {
+        account_sid: w.account.clone(),
+        key_sid: old.sid,
+        secret: old.secret,
+        key_type: KeyType::Standard,
+    };
+    let new = super::successor_key(&w.api, manager, &old, "v2")
+        .await
+        .unwrap();
+    let ((old_sid, old_secret), (new_sid, new_secret)) = (api_key_of(&old), api_key_of(&new));
+    assert_ne!(old_sid, new_sid);
+    assert!(w.standin.authenticates(&old_sid, &old_secret));
+    assert!(w.standin.authenticates(&new_sid, &new_secret));
+    assert_eq!(
+        w.standin.account(&w.account).unwrap().keys[&new_sid].key_type,
+        StandinKeyType::Standard
+    );
+    super::retire_key(&w.api, manager, &old).await.unwrap();
+    assert!(!w.standin.authenticates(&old_sid, &old_secret));
+    assert!(w.standin.authenticates(&new_sid, &new_secret));
+    // Retiring again (a retry after a crash) is done, not an error.
+    super::retire_key(&w.api, manager, &old).await.unwrap();
+
+    // Restricted: the same Policy, read from Twilio.
+    let policy = serde_json::json!({"allow": ["/twilio/messaging/messages/create"]});
+    let narrow = w
+        .api
+        .create_restricted_key(manager, "narrow", &policy)
+        .await
+        .unwrap();
+    let narrow = Secret::ApiKey {
+        account_sid: w.account.clone(),
+        key_sid: narrow.sid,
+        secret: narrow.secret,
+        key_type: KeyType::Restricted,
+    };
+    let next = super::successor_key(&w.api, manager, &narrow, "narrow v2")
+        .await
+        .unwrap();
+    let (next_sid, _) = api_key_of(&next);
+    let held = w.standin.account(&w.account).unwrap().keys[&next_sid].clone();
+    assert_eq!(held.key_type, StandinKeyType::Restricted);
+    assert_eq!(held.policy, Some(policy));
+    super::retire_key(&w.api, manager, &narrow).await.unwrap();
+    assert!(
+        !w.standin
+            .account(&w.account)
+            .unwrap()
+            .keys
+            .contains_key(&api_key_of(&narrow).0)
+    );
+
+    // Refused before anything is sent: a Main key, another account's key.
+    let before = w.standin.stats().manage_requests;
+    let err = super::successor_key(&w.api, manager, &w.main, "x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApiError::NotAllowed(m) if m.contains("Console")),
+        "{err}"
+    );
+    let foreign = Secret::ApiKey {
+        account_sid: format!("AC{}", hex()),
+        key_sid: format!("SK{}", hex()),
+        secret: SealedSecret::from(hex()),
+        key_type: KeyType::Standard,
+    };
+    let err = super::successor_key(&w.api, manager, &foreign, "x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApiError::NotAllowed(m) if m.contains("its own account")),
+        "{err}"
+    );
+    assert_eq!(w.standin.stats().manage_requests, before);
+}

@@ -16,6 +16,7 @@
 
 mod client;
 mod error;
+mod rotation;
 mod settings;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ mod http_tests;
 
 pub use client::{Manager, NewKey, TwilioApi};
 pub use error::ApiError;
+pub use rotation::{retire_key, successor_key};
 pub use settings::{
     DEFAULT_ACCOUNTS_BASE, DEFAULT_API_BASE, DEFAULT_IAM_BASE, Endpoints, TwilioConfig,
 };
