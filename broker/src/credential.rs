@@ -267,7 +267,7 @@ pub fn validate(credential: &Credential) -> Result<()> {
             check_secret(&field("secondary_auth_token"), secondary)?;
             if *auth_token.open() == *secondary.open() {
                 return Err(Error::invalid(
-                    &field("secondary_auth_token"),
+                    field("secondary_auth_token"),
                     "is the same as auth_token; leave it empty unless the account has a \
                      second Auth Token",
                 ));
