@@ -206,3 +206,70 @@ async fn webhooks_signed_with_either_auth_token_validate_while_both_are_stored()
         (false, Unspecified)
     );
 }
+
+/// The Auth Token rotation as webhook receivers live through it, with
+/// callers validating throughout: `[P]`, then `[P, S]` (Twilio created the
+/// secondary), then `[S, P]` (Twilio promoted it: it signs with S, requests
+/// signed with P are still in flight), then `[S]`. While both are stored,
+/// every request signed with either validates: zero failed calls across the
+/// two replacements, and no call ever fails with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_webhook_fails_while_the_stored_tokens_are_swapped_under_load() {
+    let broker = Broker::start(Options::default());
+    let f = Fixtures::new();
+    let (p, s) = (random_secret(""), random_secret(""));
+    let mut admin = broker.admin().await;
+    admin
+        .put_credential(put("live", &f.account_sid, &p, &s))
+        .await
+        .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for token in [p.clone(), s.clone()] {
+        let mut client = broker.broker().await;
+        let stop = stop.clone();
+        callers.push(tokio::spawn(async move {
+            let (mut calls, mut failures) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || calls < 50 {
+                match client.validate_webhook(request("live", &token)).await {
+                    Ok(answer) if answer.get_ref().valid => {}
+                    Ok(answer) => failures.push(answer.into_inner().reason),
+                    Err(status) => failures.push(format!("{status:?}")),
+                }
+                calls += 1;
+            }
+            (calls, failures)
+        }));
+    }
+    // [P, S] -> [S, P] -> [P, S] ... : both stay stored across every swap.
+    for round in 0..20 {
+        let (first, second) = if round % 2 == 0 { (&s, &p) } else { (&p, &s) };
+        admin
+            .put_credential(put("live", &f.account_sid, first, second))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for caller in callers {
+        let (calls, failures) = caller.await.unwrap();
+        assert!(calls >= 50);
+        assert!(
+            failures.is_empty(),
+            "{} of {calls} calls failed: {:?}",
+            failures.len(),
+            &failures[..1]
+        );
+    }
+
+    // [S]: the old primary is retired; its signatures stop validating.
+    admin
+        .put_credential(put("live", &f.account_sid, &s, ""))
+        .await
+        .unwrap();
+    let mut client = broker.broker().await;
+    use pb::WebhookSecret::{Primary, Unspecified};
+    assert_eq!(verdict(&mut client, "live", &s).await, (true, Primary));
+    assert_eq!(verdict(&mut client, "live", &p).await, (false, Unspecified));
+}

@@ -86,8 +86,7 @@ pub struct TwilioApi {
 }
 
 impl TwilioApi {
-    /// A client for `endpoints`, no redirects, with the same time-outs as the
-    /// token endpoint's client by default (5 s to connect, 30 s in all).
+    /// A client for `endpoints`: no redirects, 5 s to connect, 30 s per call.
     pub fn new(endpoints: Endpoints) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let timeout = Duration::from_secs(30);
