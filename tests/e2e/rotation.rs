@@ -64,6 +64,21 @@ fn request(credential: &str, token: &str) -> pb::ValidateWebhookRequest {
     }
 }
 
+/// Whether the Admin API reports a secondary Auth Token for `hooks`.
+async fn has_secondary(admin: &pb::admin_client::AdminClient<tonic::transport::Channel>) -> bool {
+    admin
+        .clone()
+        .get_credential(pb::GetCredentialRequest {
+            name: "hooks".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .credential
+        .unwrap()
+        .has_secondary_auth_token
+}
+
 /// (valid, matched) for a request signed with `token`.
 async fn verdict(
     client: &mut pb::broker_client::BrokerClient<tonic::transport::Channel>,
@@ -103,6 +118,12 @@ async fn webhooks_signed_with_either_auth_token_validate_while_both_are_stored()
         verdict(&mut client, "hooks", &stranger).await,
         (false, Unspecified)
     );
+    assert!(has_secondary(&admin).await);
+    let show = broker.cli(&["credential", "show", "hooks", "--json"], "");
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["secondary_auth_token"], "stored", "{shown}");
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(!shown.contains(&primary) && !shown.contains(&secondary));
 
     // The same token twice is a mistake, named by field.
     let same = admin
@@ -130,6 +151,7 @@ async fn webhooks_signed_with_either_auth_token_validate_while_both_are_stored()
         verdict(&mut client, "hooks", &primary).await,
         (false, Unspecified)
     );
+    assert!(!has_secondary(&admin).await);
 
     // The CLI: primary from a file, secondary from stdin.
     let dir = tempfile::tempdir().unwrap();

@@ -342,6 +342,9 @@ fn metadata_fields(m: &pb::CredentialMetadata) -> Vec<(&'static str, String)> {
     if !m.client_id.is_empty() {
         fields.push(("client_id", m.client_id.clone()));
     }
+    if m.has_secondary_auth_token {
+        fields.push(("secondary_auth_token", "stored".to_owned()));
+    }
     fields.push(("labels", labels_text(m)));
     fields.push(("created_at", time_text(m.created_at.as_ref())));
     fields.push(("updated_at", time_text(m.updated_at.as_ref())));

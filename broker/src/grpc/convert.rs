@@ -126,7 +126,11 @@ pub fn metadata(credential: &Credential) -> pb::CredentialMetadata {
             out.key_type = key_type_to_pb(*key_type).into();
         }
         Secret::OAuthClient { client_id, .. } => out.client_id = client_id.clone(),
-        Secret::AuthToken { .. } | Secret::Test { .. } => {}
+        Secret::AuthToken {
+            secondary_auth_token,
+            ..
+        } => out.has_secondary_auth_token = secondary_auth_token.is_some(),
+        Secret::Test { .. } => {}
     }
     out
 }
