@@ -122,6 +122,7 @@ impl Broker for Ceiling {
         Ok(Response::new(pb::ValidateWebhookResponse {
             valid: true,
             reason: String::new(),
+            matched: pb::WebhookSecret::Primary.into(),
         }))
     }
 }

@@ -53,6 +53,10 @@ pub struct FileConfig {
     /// The OAuth token endpoint client (GetBearer).
     #[serde(default)]
     pub oauth: crate::bearer::OAuthConfig,
+    /// Twilio's REST hosts for key and Auth Token management (`[twilio]`:
+    /// `api_base`, `iam_base`, `accounts_base`; env `TWILIO_BROKER_*_BASE`).
+    #[serde(default)]
+    pub twilio: crate::twilio_api::TwilioConfig,
     /// Seconds the daemon keeps answering after SIGTERM while its health is
     /// NOT_SERVING (so load balancers move away first); default 0.
     #[serde(default)]
@@ -199,6 +203,23 @@ mod tests {
             let err = FileConfig::parse(text).expect_err(expected);
             assert!(format!("{err:#}").contains(expected), "{err:#}");
         }
+    }
+
+    #[test]
+    fn the_twilio_section_names_the_three_hosts_and_nothing_else() {
+        let parsed = FileConfig::parse(
+            "[twilio]\napi_base = \"http://127.0.0.1:1\"\naccounts_base = \"https://a.example\"\n",
+        )
+        .expect("valid");
+        let endpoints = parsed.twilio.resolve(|_| None).expect("valid hosts");
+        assert_eq!(endpoints.api_base.as_str(), "http://127.0.0.1:1/");
+        assert_eq!(endpoints.iam_base.as_str(), "https://iam.twilio.com/");
+        assert_eq!(endpoints.accounts_base.as_str(), "https://a.example/");
+        let err = FileConfig::parse("[twilio]\nbase = \"x\"\n").expect_err("unknown key");
+        assert!(
+            format!("{err:#}").contains("unknown field `base`"),
+            "{err:#}"
+        );
     }
 
     #[test]

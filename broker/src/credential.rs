@@ -71,6 +71,10 @@ pub enum Secret {
         account_sid: String,
         /// The Auth Token.
         auth_token: SealedSecret,
+        /// A secondary Auth Token, while one exists (issue 18: during a
+        /// rotation Twilio may sign with either, so webhooks validate with
+        /// both).
+        secondary_auth_token: Option<SealedSecret>,
     },
     /// An API key.
     ApiKey {
@@ -254,6 +258,21 @@ pub fn validate(credential: &Credential) -> Result<()> {
         secret.account_sid(),
     )?;
     match secret {
+        Secret::AuthToken {
+            auth_token,
+            secondary_auth_token: Some(secondary),
+            ..
+        } => {
+            check_secret(&field("auth_token"), auth_token)?;
+            check_secret(&field("secondary_auth_token"), secondary)?;
+            if *auth_token.open() == *secondary.open() {
+                return Err(Error::invalid(
+                    field("secondary_auth_token"),
+                    "is the same as auth_token; leave it empty unless the account has a \
+                     second Auth Token",
+                ));
+            }
+        }
         Secret::AuthToken { .. } | Secret::Test { .. } => {
             check_secret(&field("auth_token"), secret.secret_value())?;
         }

@@ -42,6 +42,7 @@ pub(crate) mod state_file;
 pub(crate) mod store;
 pub(crate) mod telemetry;
 pub(crate) mod transport;
+pub(crate) mod twilio_api;
 pub(crate) mod webhook;
 
 /// The plugin host crate under its old module path (`crate::plugin_host`),

@@ -291,6 +291,7 @@ mod tests {
             secret: Secret::AuthToken {
                 account_sid: format!("AC{}", "0".repeat(32)),
                 auth_token: "x".repeat(32).into(),
+                secondary_auth_token: None,
             },
         }
     }

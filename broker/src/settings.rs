@@ -396,7 +396,9 @@ mod tests {
     #[test]
     fn each_path_setting_takes_flag_then_env_then_file_then_default() {
         type Pick = fn(&Settings) -> Option<PathBuf>;
-        let rows: [(&str, &str, &str, Pick, fn(&mut Flags, PathBuf)); 4] = [
+        type SetFlag = fn(&mut Flags, PathBuf);
+        type Row<'a> = (&'a str, &'a str, &'a str, Pick, SetFlag);
+        let rows: [Row<'_>; 4] = [
             (
                 "TWILIO_BROKER_DATA_DIR",
                 "data_dir",
@@ -475,7 +477,7 @@ mod tests {
         let from_file = resolve(&Flags::default(), &[], in_file);
         assert_eq!(
             from_file.metrics_listen,
-            Some("127.0.0.1:9001".parse().unwrap())
+            Some("127.0.0.1:9001".parse().expect("an address"))
         );
         assert_eq!(from_file.shutdown_grace, Duration::from_secs(7));
         assert_eq!(from_file.log_format, LogFormat::Json);
@@ -490,7 +492,7 @@ mod tests {
         let from_env = resolve(&Flags::default(), &env, in_file);
         assert_eq!(
             from_env.metrics_listen,
-            Some("127.0.0.1:9002".parse().unwrap())
+            Some("127.0.0.1:9002".parse().expect("an address"))
         );
         assert_eq!(from_env.shutdown_grace, Duration::from_secs(8));
         assert_eq!(from_env.log_format, LogFormat::Human);
@@ -502,7 +504,7 @@ mod tests {
         );
 
         let flags = Flags {
-            metrics_listen: Some("127.0.0.1:9003".parse().unwrap()),
+            metrics_listen: Some("127.0.0.1:9003".parse().expect("an address")),
             shutdown_grace_seconds: Some(9),
             log_format: Some(LogFormat::Json),
             log_level: Some("error".into()),
@@ -511,7 +513,7 @@ mod tests {
         let from_flags = resolve(&flags, &env, in_file);
         assert_eq!(
             from_flags.metrics_listen,
-            Some("127.0.0.1:9003".parse().unwrap())
+            Some("127.0.0.1:9003".parse().expect("an address"))
         );
         assert_eq!(from_flags.shutdown_grace, Duration::from_secs(9));
         assert_eq!(from_flags.log_format, LogFormat::Json);

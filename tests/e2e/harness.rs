@@ -375,6 +375,7 @@ impl Fixtures {
                 pb::AuthTokenCredential {
                     account_sid: self.account_sid.clone(),
                     auth_token: self.auth_token.clone(),
+                    ..Default::default()
                 },
             )),
         }

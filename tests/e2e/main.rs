@@ -28,6 +28,7 @@ mod plugins;
 mod recommend;
 mod resilience;
 mod rollback;
+mod rotation;
 mod service;
 mod slow;
 mod trust;

@@ -27,6 +27,7 @@ fn auth_token(name: &str, account_sid: &str, token: &str) -> pb::PutCredentialRe
             pb::AuthTokenCredential {
                 account_sid: account_sid.into(),
                 auth_token: token.into(),
+                ..Default::default()
             },
         )),
     }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 pub use cache::Bearers;
 pub use clock::SystemClock;
+pub(crate) use settings::check_url;
 pub use settings::{OAuthConfig, Settings};
 pub use token::Token;
 pub use upstream::HttpUpstream;

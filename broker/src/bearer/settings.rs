@@ -117,7 +117,7 @@ impl OAuthConfig {
 
 /// The client secret travels in the request body: plain HTTP is allowed only
 /// to a loopback address (tests, a local relay).
-fn check_url(text: &str) -> anyhow::Result<()> {
+pub(crate) fn check_url(text: &str) -> anyhow::Result<()> {
     let url = reqwest::Url::parse(text).context("not a URL")?;
     if !url.username().is_empty() || url.password().is_some() {
         bail!("it must not carry a user name or password");

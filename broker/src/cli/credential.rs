@@ -104,6 +104,14 @@ pub struct AddArgs {
     /// Read the secret from a file.
     #[arg(long)]
     secret_file: Option<PathBuf>,
+    /// With --auth-token: read the account's secondary Auth Token (while it
+    /// has one, e.g. during a rotation) from standard input; the primary then
+    /// comes from --secret-file. Webhooks signed with either validate.
+    #[arg(long, conflicts_with_all = ["secret_stdin", "secondary_file"])]
+    secondary_stdin: bool,
+    /// With --auth-token: read the secondary Auth Token from a file.
+    #[arg(long)]
+    secondary_file: Option<PathBuf>,
     /// A label, KEY=VALUE (repeatable), e.g. environment=production.
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
@@ -118,30 +126,59 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 fn read_secret(args: &AddArgs) -> anyhow::Result<Zeroizing<String>> {
-    let mut text = Zeroizing::new(String::new());
-    if args.secret_stdin {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the secret from standard input")?;
-    } else if let Some(path) = &args.secret_file {
-        *text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the secret file {}", path.display()))?;
-    } else {
-        anyhow::bail!(
+    read_one(args.secret_stdin, args.secret_file.as_deref(), "secret")?.ok_or_else(|| {
+        anyhow::anyhow!(
             "the secret is read from standard input (--secret-stdin) or a file (--secret-file), \
              never from an argument"
-        );
+        )
+    })
+}
+
+/// The secondary Auth Token, if `--secondary-stdin` or `--secondary-file`
+/// names one.
+fn read_secondary(args: &AddArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let secondary = read_one(
+        args.secondary_stdin,
+        args.secondary_file.as_deref(),
+        "secondary Auth Token",
+    )?;
+    if secondary.is_some() && !args.kind.auth_token {
+        anyhow::bail!("--secondary-stdin and --secondary-file go with --auth-token only");
+    }
+    Ok(secondary)
+}
+
+/// Reads one secret from stdin or a file; None when neither is asked for.
+fn read_one(
+    stdin: bool,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let mut text = Zeroizing::new(String::new());
+    if stdin {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read the {what} from standard input"))?;
+    } else if let Some(path) = file {
+        *text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    } else {
+        return Ok(None);
     }
     // Strip one trailing newline as `echo` and editors add it.
     let trimmed = text.trim_end_matches(['\n', '\r']).len();
     text.truncate(trimmed);
     if text.is_empty() {
-        anyhow::bail!("the secret is empty");
+        anyhow::bail!("the {what} is empty");
     }
-    Ok(text)
+    Ok(Some(text))
 }
 
-fn build_put(args: &AddArgs, secret: &str) -> anyhow::Result<pb::PutCredentialRequest> {
+fn build_put(
+    args: &AddArgs,
+    secret: &str,
+    secondary: Option<&str>,
+) -> anyhow::Result<pb::PutCredentialRequest> {
     use pb::put_credential_request::Credential as C;
     let account_sid = args.account_sid.clone();
     let need = |value: &Option<String>, flag: &str, kind: &str| {
@@ -153,6 +190,7 @@ fn build_put(args: &AddArgs, secret: &str) -> anyhow::Result<pb::PutCredentialRe
         C::AuthToken(pb::AuthTokenCredential {
             account_sid,
             auth_token: secret.to_owned(),
+            secondary_auth_token: secondary.unwrap_or_default().to_owned(),
         })
     } else if args.kind.api_key {
         let key_type = match args.key_type {
@@ -191,8 +229,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Add(args) => {
             let secret = read_secret(&args)?;
-            let request = build_put(&args, &secret)?;
+            let secondary = read_secondary(&args)?;
+            let request = build_put(&args, &secret, secondary.as_ref().map(|s| s.as_str()))?;
             drop(secret);
+            drop(secondary);
             let mut client = AdminClient::new(args.addr.channel().await?);
             let stored = client
                 .put_credential(request)
@@ -301,6 +341,9 @@ fn metadata_fields(m: &pb::CredentialMetadata) -> Vec<(&'static str, String)> {
     }
     if !m.client_id.is_empty() {
         fields.push(("client_id", m.client_id.clone()));
+    }
+    if m.has_secondary_auth_token {
+        fields.push(("secondary_auth_token", "stored".to_owned()));
     }
     fields.push(("labels", labels_text(m)));
     fields.push(("created_at", time_text(m.created_at.as_ref())));

@@ -114,6 +114,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let oauth = file.oauth.resolve(settings.oauth_token_url.clone())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
+    // `[twilio]` is checked now (https, or http to loopback only), so a bad
+    // host fails at start-up rather than at the first rotation.
+    let twilio = file.twilio.resolve_from_env()?;
+    tracing::debug!(?twilio, "Twilio REST hosts");
     crate::store::vault::check_master_key(store.as_ref(), &key).await?;
     let state_file = open_state_file(&settings, &key)?;
     let audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;

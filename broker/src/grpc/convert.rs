@@ -75,6 +75,9 @@ pub fn credential_from_put(
         Some(Pb::AuthToken(c)) => Secret::AuthToken {
             account_sid: c.account_sid,
             auth_token: secret(c.auth_token),
+            secondary_auth_token: Some(c.secondary_auth_token)
+                .filter(|s| !s.is_empty())
+                .map(secret),
         },
         Some(Pb::ApiKey(c)) => Secret::ApiKey {
             key_type: key_type_from_pb("api_key.key_type", c.key_type)?,
@@ -123,7 +126,11 @@ pub fn metadata(credential: &Credential) -> pb::CredentialMetadata {
             out.key_type = key_type_to_pb(*key_type).into();
         }
         Secret::OAuthClient { client_id, .. } => out.client_id = client_id.clone(),
-        Secret::AuthToken { .. } | Secret::Test { .. } => {}
+        Secret::AuthToken {
+            secondary_auth_token,
+            ..
+        } => out.has_secondary_auth_token = secondary_auth_token.is_some(),
+        Secret::Test { .. } => {}
     }
     out
 }

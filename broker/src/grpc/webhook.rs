@@ -1,7 +1,9 @@
 //! ValidateWebhook at the edge: which credential's secret keys the HMAC, and
 //! the proto request to the domain one.
 //!
-//! `auth_token` and `test` credentials hold the key (the Auth Token; or a
+//! `auth_token` and `test` credentials hold the key (the Auth Token, and an
+//! `auth_token` credential's secondary Auth Token while it has one: either
+//! validates, and `matched` says which; or a
 //! webhook SharedKey secret stored as an `auth_token` credential for
 //! HMAC-SHA256 mode, as twilio-python's `RequestValidator(secret)` uses one
 //! secret for either algorithm). Other kinds are FAILED_PRECONDITION.
@@ -40,8 +42,13 @@ pub fn validate_webhook(
         signature_settings: request.signature_settings,
     })?;
     let credential = state.vault.lookup(&name)?;
-    let key = match &credential.secret {
-        Secret::AuthToken { auth_token, .. } | Secret::Test { auth_token, .. } => auth_token,
+    let (key, secondary) = match &credential.secret {
+        Secret::AuthToken {
+            auth_token,
+            secondary_auth_token,
+            ..
+        } => (auth_token, secondary_auth_token.as_ref()),
+        Secret::Test { auth_token, .. } => (auth_token, None),
         other => {
             return Err(Error::WrongCredentialKind {
                 credential: credential.name.clone(),
@@ -54,9 +61,15 @@ pub fn validate_webhook(
             });
         }
     };
-    let verdict = prepared.verify(key);
+    let (verdict, matched) = prepared.verify_either(key, secondary);
+    let matched = match matched {
+        None => pb::WebhookSecret::Unspecified,
+        Some(webhook::Matched::Primary) => pb::WebhookSecret::Primary,
+        Some(webhook::Matched::Secondary) => pb::WebhookSecret::Secondary,
+    };
     Ok(pb::ValidateWebhookResponse {
         valid: verdict.valid,
         reason: verdict.reason,
+        matched: matched.into(),
     })
 }

@@ -76,6 +76,7 @@ fn every_secret() -> Vec<Secret> {
         Secret::AuthToken {
             account_sid: ac.clone(),
             auth_token: token(),
+            secondary_auth_token: None,
         },
         Secret::Test {
             account_sid: ac.clone(),

@@ -23,6 +23,11 @@ struct RecordV1<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_id: Option<std::borrow::Cow<'a, str>>,
     secret: std::borrow::Cow<'a, str>,
+    /// An `auth_token` credential's secondary Auth Token (issue 18). Absent
+    /// in records written before it existed, and whenever there is none, so
+    /// those records read and write exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secondary: Option<std::borrow::Cow<'a, str>>,
     labels: BTreeMap<String, String>,
     created_ms: u64,
     updated_ms: u64,
@@ -51,6 +56,13 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
     };
     // The one moment a stored secret is in clear on the way to the store.
     let secret = s.secret_value().open();
+    let secondary = match s {
+        Secret::AuthToken {
+            secondary_auth_token: Some(secondary),
+            ..
+        } => Some(secondary.open()),
+        _ => None,
+    };
     let record = RecordV1 {
         v: 1,
         name: Borrowed(&credential.name),
@@ -60,6 +72,7 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
         key_type,
         client_id,
         secret: Borrowed(secret.as_str()),
+        secondary: secondary.as_ref().map(|s| Borrowed(s.as_str())),
         labels: credential.labels.clone(),
         created_ms: to_ms(credential.created_at),
         updated_ms: to_ms(credential.updated_at),
@@ -118,6 +131,10 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
         Kind::AuthToken => Secret::AuthToken {
             account_sid,
             auth_token: secret_value,
+            secondary_auth_token: record.secondary.take().map(|text| match text {
+                std::borrow::Cow::Borrowed(text) => SealedSecret::new(text),
+                std::borrow::Cow::Owned(text) => SealedSecret::from(text),
+            }),
         },
         Kind::Test => Secret::Test {
             account_sid,
@@ -150,4 +167,70 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
         updated_at: from_ms(record.updated_ms),
         secret,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn random_token() -> String {
+        let mut bytes = [0u8; 16];
+        rand::fill(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn a_record_without_a_secondary_reads_and_writes_as_before() {
+        let token = random_token();
+        // A record as written before the secondary existed.
+        let old = format!(
+            r#"{{"v":1,"name":"hooks","kind":"auth_token","account_sid":"AC{}","secret":"{token}","labels":{{}},"created_ms":1,"updated_ms":2}}"#,
+            "0".repeat(32)
+        );
+        let credential = decode(old.as_bytes()).unwrap();
+        let Secret::AuthToken {
+            auth_token,
+            secondary_auth_token,
+            ..
+        } = &credential.secret
+        else {
+            panic!("not an auth_token")
+        };
+        assert_eq!(*auth_token.open(), token);
+        assert!(secondary_auth_token.is_none());
+        assert_eq!(&*encode(&credential), old.as_bytes());
+    }
+
+    #[test]
+    fn a_secondary_auth_token_survives_the_round_trip() {
+        let (primary, secondary) = (random_token(), random_token());
+        let credential = Credential {
+            name: "hooks".into(),
+            labels: BTreeMap::new(),
+            created_at: from_ms(1),
+            updated_at: from_ms(2),
+            secret: Secret::AuthToken {
+                account_sid: format!("AC{}", "0".repeat(32)),
+                auth_token: SealedSecret::from(primary.clone()),
+                secondary_auth_token: Some(SealedSecret::from(secondary.clone())),
+            },
+        };
+        let bytes = encode(&credential);
+        let back = decode(&bytes).unwrap();
+        let Secret::AuthToken {
+            auth_token,
+            secondary_auth_token: Some(second),
+            ..
+        } = &back.secret
+        else {
+            panic!("secondary lost")
+        };
+        assert_eq!(
+            (auth_token.open().as_str(), second.open().as_str()),
+            (primary.as_str(), secondary.as_str())
+        );
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""secondary":""#));
+    }
 }

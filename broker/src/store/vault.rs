@@ -1050,6 +1050,7 @@ mod tests {
             secret: Secret::AuthToken {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
                 auth_token: token.into(),
+                secondary_auth_token: None,
             },
         }
     }

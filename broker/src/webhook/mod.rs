@@ -97,6 +97,16 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// Which of an `auth_token` credential's two tokens a valid signature was
+/// made with (issue 18: while a secondary exists, Twilio may sign with either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// The primary Auth Token (or the only secret of the credential).
+    Primary,
+    /// The secondary Auth Token.
+    Secondary,
+}
+
 impl Verdict {
     fn invalid(reason: impl Into<String>) -> Self {
         Verdict {
@@ -215,34 +225,67 @@ impl Prepared {
     /// The verdict with `key` (the Auth Token, or the SharedKey secret in
     /// HMAC-SHA256 mode). Both URL forms are always computed and compared in
     /// constant time.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn verify(&self, key: &SealedSecret) -> Verdict {
+        self.check(key).0
+    }
+
+    /// The verdict with a credential's primary key and, while it has one,
+    /// its secondary Auth Token: valid if either matches, saying which. Both
+    /// are always computed when both exist. When neither is valid, the
+    /// reason comes from the one whose signature matched (a body-hash
+    /// failure), else from the primary.
+    pub fn verify_either(
+        &self,
+        primary: &SealedSecret,
+        secondary: Option<&SealedSecret>,
+    ) -> (Verdict, Option<Matched>) {
+        let (first, first_signed) = self.check(primary);
+        let Some(secondary) = secondary else {
+            let matched = first.valid.then_some(Matched::Primary);
+            return (first, matched);
+        };
+        let (second, second_signed) = self.check(secondary);
+        match (first.valid, second.valid) {
+            (true, _) => (first, Some(Matched::Primary)),
+            (false, true) => (second, Some(Matched::Secondary)),
+            (false, false) if second_signed && !first_signed => (second, None),
+            (false, false) => (first, None),
+        }
+    }
+
+    /// The verdict with `key`, and whether the signature itself matched.
+    fn check(&self, key: &SealedSecret) -> (Verdict, bool) {
         let algorithm = match &self.algorithm {
             Ok(algorithm) => *algorithm,
-            Err(unknown) => return Verdict::invalid(unknown.to_string()),
+            Err(unknown) => return (Verdict::invalid(unknown.to_string()), false),
         };
         let given = self.signature.as_bytes();
         let without = signature(key, algorithm, &self.without_port, &self.suffix);
         let with = signature(key, algorithm, &self.with_port, &self.suffix);
         let signature_ok = given.ct_eq(without.as_bytes()) | given.ct_eq(with.as_bytes());
         if !bool::from(signature_ok) {
-            return Verdict::invalid(mismatch_reason(
+            let verdict = Verdict::invalid(mismatch_reason(
                 algorithm,
                 given.len(),
                 self.body_hash.is_some(),
             ));
+            return (verdict, false);
         }
         if let Some((expected, actual)) = &self.body_hash
             && !bool::from(actual.as_bytes().ct_eq(expected.as_bytes()))
         {
-            return Verdict::invalid(
+            let verdict = Verdict::invalid(
                 "the signature matches the URL but the body's SHA-256 differs from its bodySHA256: \
                  the body was changed, or is not the raw body as received",
             );
+            return (verdict, true);
         }
-        Verdict {
+        let verdict = Verdict {
             valid: true,
             reason: String::new(),
-        }
+        };
+        (verdict, true)
     }
 }
 

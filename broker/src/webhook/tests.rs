@@ -246,3 +246,79 @@ fn repeated_params_are_deduplicated_and_sorted_by_value() {
     ];
     assert_eq!(string_to_sign("U", &mut params), "Uazaéb1b2");
 }
+
+/// A random 32-hex-digit token, fresh per run.
+fn random_token() -> crate::credential::SealedSecret {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    crate::credential::SealedSecret::from(text)
+}
+
+#[test]
+fn either_token_validates_while_both_exist_and_the_answer_says_which() {
+    let (primary, secondary, stranger) = (random_token(), random_token(), random_token());
+    let url = "https://example.com/hook?x=1";
+    let params = vec![("Body".to_owned(), "hi".to_owned())];
+    let signed_with = |key: &crate::credential::SealedSecret| {
+        let suffix = string_to_sign("", &mut params.clone());
+        prepare(WebhookRequest {
+            url: url.into(),
+            params: params.clone(),
+            body: String::new(),
+            signature: signature(key, Algorithm::HmacSha1, url, &suffix),
+            signature_settings: String::new(),
+        })
+        .expect("prepared")
+    };
+    let check = |prepared: &Prepared, second: Option<&crate::credential::SealedSecret>| {
+        let (verdict, matched) = prepared.verify_either(&primary, second);
+        (verdict.valid, matched)
+    };
+    let by_primary = signed_with(&primary);
+    let by_secondary = signed_with(&secondary);
+    let by_stranger = signed_with(&stranger);
+    assert_eq!(
+        check(&by_primary, Some(&secondary)),
+        (true, Some(Matched::Primary))
+    );
+    assert_eq!(
+        check(&by_secondary, Some(&secondary)),
+        (true, Some(Matched::Secondary))
+    );
+    assert_eq!(check(&by_primary, None), (true, Some(Matched::Primary)));
+    // Without the secondary stored, its signatures are refused again.
+    assert_eq!(check(&by_secondary, None), (false, None));
+    let (verdict, matched) = by_stranger.verify_either(&primary, Some(&secondary));
+    assert!(!verdict.valid && matched.is_none());
+    assert!(
+        verdict.reason.contains("does not match"),
+        "{}",
+        verdict.reason
+    );
+    // verify() is the primary alone.
+    assert!(!by_secondary.verify(&primary).valid);
+}
+
+#[test]
+fn a_body_hash_failure_under_the_secondary_is_the_reason_given() {
+    use sha2::Digest as _;
+    let (primary, secondary) = (random_token(), random_token());
+    let hash = hex(&Sha256::digest(br#"{"a":1}"#));
+    let url = format!("https://example.com/hook?bodySHA256={hash}");
+    let prepared = prepare(WebhookRequest {
+        url: url.clone(),
+        params: Vec::new(),
+        body: r#"{"a":2}"#.into(),
+        signature: signature(&secondary, Algorithm::HmacSha1, &url, ""),
+        signature_settings: String::new(),
+    })
+    .expect("prepared");
+    let (verdict, matched) = prepared.verify_either(&primary, Some(&secondary));
+    assert!(!verdict.valid && matched.is_none());
+    assert!(
+        verdict.reason.contains("body's SHA-256"),
+        "{}",
+        verdict.reason
+    );
+}

@@ -12,26 +12,36 @@
 //! `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (see [`rest`]),
 //! which accepts only a bearer token this stand-in issued for that account.
 //!
+//! And Twilio's key and Auth Token management APIs (v2010 `Keys.json`, IAM
+//! v1 `/v1/Keys`, accounts v1 `/v1/AuthTokens/Secondary` and `/Promote`; see
+//! [`manage`]) over accounts seeded with [`Standin::add_account`] and
+//! [`Standin::add_key`], with HTTP Basic exactly as WIRE.md section 6 says.
+//! One listener serves every Twilio host (`api`, `iam`, `accounts`): their
+//! paths do not collide.
+//!
 //! Rust tests call [`start`] and keep the [`Standin`] handle; other languages
 //! run the `twilio-standin` binary and use the control API under
 //! `/_standin/` (see [`control`]).
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod control;
 pub mod jwt;
+pub mod manage;
 mod oauth;
 pub mod rest;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 
+pub use accounts::{AccessTokenError, Account, ApiKey, KeyType};
 pub use jwt::{Claims, VerifyError};
 pub use rest::SentMessage;
 
@@ -104,6 +114,9 @@ pub struct Stats {
     /// Messages created.
     #[serde(default)]
     pub messages_created: u64,
+    /// Requests that reached the key and Auth Token management APIs.
+    #[serde(default)]
+    pub manage_requests: u64,
 }
 
 /// State shared by the handlers and the handle.
@@ -121,6 +134,13 @@ pub(crate) struct Shared {
     pub(crate) rest_requests: AtomicU64,
     pub(crate) rest_rejected: AtomicU64,
     pub(crate) messages: Mutex<Vec<SentMessage>>,
+    /// Accounts by SID: Auth Tokens and keys (see [`accounts`]).
+    pub(crate) accounts: Mutex<BTreeMap<String, Account>>,
+    pub(crate) manage_requests: AtomicU64,
+    /// The next this many management calls get 429 / 20429.
+    pub(crate) rate_limited_requests: AtomicU64,
+    /// `Retry-After` on those answers; 0 = none.
+    pub(crate) retry_after_seconds: AtomicU64,
 }
 
 impl Shared {
@@ -132,6 +152,7 @@ impl Shared {
             rest_requests: self.rest_requests.load(Ordering::SeqCst),
             rest_rejected: self.rest_rejected.load(Ordering::SeqCst),
             messages_created: self.messages().len() as u64,
+            manage_requests: self.manage_requests.load(Ordering::SeqCst),
         }
     }
 
@@ -149,6 +170,67 @@ impl Shared {
         if let Ok(mut clients) = self.clients.lock() {
             clients.remove(client_id);
         }
+    }
+
+    pub(crate) fn add_account(&self, account_sid: &str, auth_token: &str) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            accounts.insert(
+                account_sid.to_owned(),
+                Account {
+                    account_sid: account_sid.to_owned(),
+                    auth_token: auth_token.to_owned(),
+                    secondary_auth_token: None,
+                    keys: BTreeMap::new(),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn add_key(
+        &self,
+        account_sid: &str,
+        key_type: KeyType,
+        friendly_name: Option<String>,
+    ) -> Option<ApiKey> {
+        let key = ApiKey {
+            sid: accounts::random_sid("SK"),
+            secret: accounts::random_secret(),
+            key_type,
+            friendly_name,
+            policy: None,
+            created: std::time::SystemTime::now(),
+        };
+        let mut table = self.accounts.lock().ok()?;
+        table
+            .get_mut(account_sid)?
+            .keys
+            .insert(key.sid.clone(), key.clone());
+        Some(key)
+    }
+
+    pub(crate) fn account(&self, account_sid: &str) -> Option<Account> {
+        self.accounts.lock().ok()?.get(account_sid).cloned()
+    }
+
+    pub(crate) fn set_rate_limit(&self, requests: u64, retry_after_seconds: u64) {
+        self.rate_limited_requests.store(requests, Ordering::SeqCst);
+        self.retry_after_seconds
+            .store(retry_after_seconds, Ordering::SeqCst);
+    }
+
+    pub(crate) fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> Result<serde_json::Value, AccessTokenError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let accounts = self
+            .accounts
+            .lock()
+            .map_err(|_| AccessTokenError::UnknownKey)?;
+        accounts::verify_access_token(&accounts, token, now)
     }
 }
 
@@ -182,6 +264,10 @@ pub async fn start(config: Config) -> std::io::Result<Standin> {
         rest_requests: AtomicU64::new(0),
         rest_rejected: AtomicU64::new(0),
         messages: Mutex::new(Vec::new()),
+        accounts: Mutex::new(BTreeMap::new()),
+        manage_requests: AtomicU64::new(0),
+        rate_limited_requests: AtomicU64::new(0),
+        retry_after_seconds: AtomicU64::new(0),
     });
     let app = Router::new()
         .route("/v2/token", post(oauth::token))
@@ -190,6 +276,24 @@ pub async fn start(config: Config) -> std::io::Result<Standin> {
             "/2010-04-01/Accounts/{account_sid}/Messages.json",
             post(rest::create_message),
         )
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Keys.json",
+            post(manage::v2010_create_key).get(manage::v2010_list_keys),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Keys/{sid_json}",
+            get(manage::v2010_fetch_key).delete(manage::v2010_delete_key),
+        )
+        .route("/v1/Keys", post(manage::iam_create_key))
+        .route(
+            "/v1/Keys/{sid}",
+            get(manage::iam_fetch_key).delete(manage::iam_delete_key),
+        )
+        .route(
+            "/v1/AuthTokens/Secondary",
+            post(manage::create_secondary).delete(manage::delete_secondary),
+        )
+        .route("/v1/AuthTokens/Promote", post(manage::promote))
         .merge(control::routes())
         .with_state(Arc::clone(&shared));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -269,6 +373,43 @@ impl Standin {
     /// Messages created through the REST API, oldest first.
     pub fn messages(&self) -> Vec<SentMessage> {
         self.shared.messages()
+    }
+
+    /// Creates (or replaces) an account with this primary Auth Token and no
+    /// keys.
+    pub fn add_account(&self, account_sid: &str, auth_token: &str) {
+        self.shared.add_account(account_sid, auth_token);
+    }
+
+    /// Adds a key of any type to an existing account (the only way to get a
+    /// Main key, as only the Console creates them); None without the account.
+    pub fn add_key(&self, account_sid: &str, key_type: KeyType) -> Option<ApiKey> {
+        self.shared.add_key(account_sid, key_type, None)
+    }
+
+    /// A copy of an account: its Auth Tokens and keys.
+    pub fn account(&self, account_sid: &str) -> Option<Account> {
+        self.shared.account(account_sid)
+    }
+
+    /// Whether HTTP Basic `username:password` authenticates right now.
+    pub fn authenticates(&self, username: &str, password: &str) -> bool {
+        self.shared
+            .accounts
+            .lock()
+            .is_ok_and(|accounts| accounts::authenticate(&accounts, username, password).is_some())
+    }
+
+    /// Answers the next `requests` management calls with 429 / 20429, with
+    /// `Retry-After: retry_after_seconds` unless 0.
+    pub fn set_rate_limit(&self, requests: u64, retry_after_seconds: u64) {
+        self.shared.set_rate_limit(requests, retry_after_seconds);
+    }
+
+    /// Checks an Access Token against the keys the stand-in holds now (a
+    /// deleted key's tokens fail with [`AccessTokenError::UnknownKey`]).
+    pub fn verify_access_token(&self, token: &str) -> Result<serde_json::Value, AccessTokenError> {
+        self.shared.verify_access_token(token)
     }
 
     /// Checks a token this stand-in issued: signature and expiry.

@@ -1,7 +1,8 @@
 //! Twilio's REST API as far as the client tests need it: `POST
 //! /2010-04-01/Accounts/{AccountSid}/Messages.json`, which accepts only
 //! `Authorization: Bearer <token>` with a token this stand-in issued, still
-//! valid, for that account. It answers 201 with a Twilio-like Message
+//! valid, for that account (or HTTP Basic with a live credential of it: an
+//! Auth Token or a key, see [`crate::accounts`]). It answers 201 with a Twilio-like Message
 //! resource or a Twilio-style JSON error (401 / 20003 for a bad bearer).
 
 use std::sync::Arc;
@@ -78,9 +79,22 @@ pub(crate) async fn create_message(
 }
 
 /// Checks `Authorization: Bearer <token>`: issued here, unexpired, for
-/// `account_sid`. None means Twilio's 401 / 20003 "Authenticate".
+/// `account_sid`; or HTTP Basic with any live credential of that account
+/// (its Auth Tokens or keys; `token_id` is then `basic:` + the username).
+/// None means Twilio's 401 / 20003 "Authenticate".
 fn authorize(shared: &Shared, headers: &HeaderMap, account_sid: &str) -> Option<jwt::Claims> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if value.starts_with("Basic ") {
+        let principal = crate::manage::basic_principal(shared, headers)?;
+        let (user, _) = crate::accounts::basic_credentials(value)?;
+        return (principal.account_sid() == account_sid).then(|| jwt::Claims {
+            jti: format!("basic:{user}"),
+            iss: user,
+            sub: account_sid.to_owned(),
+            iat: 0,
+            exp: 0,
+        });
+    }
     let token = value.strip_prefix("Bearer ").filter(|t| !t.is_empty())?;
     let claims = jwt::verify(&shared.key, token).ok()?;
     (claims.sub == account_sid).then_some(claims)

@@ -41,6 +41,12 @@ class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     METHOD_OAUTH2: _ClassVar[Method]
     METHOD_ACCESS_TOKEN: _ClassVar[Method]
     METHOD_TEST_CREDENTIALS: _ClassVar[Method]
+
+class WebhookSecret(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_SECRET_UNSPECIFIED: _ClassVar[WebhookSecret]
+    WEBHOOK_SECRET_PRIMARY: _ClassVar[WebhookSecret]
+    WEBHOOK_SECRET_SECONDARY: _ClassVar[WebhookSecret]
 ENVIRONMENT_UNSPECIFIED: Environment
 ENVIRONMENT_PROTOTYPE: Environment
 ENVIRONMENT_TEST: Environment
@@ -59,6 +65,9 @@ METHOD_API_KEY: Method
 METHOD_OAUTH2: Method
 METHOD_ACCESS_TOKEN: Method
 METHOD_TEST_CREDENTIALS: Method
+WEBHOOK_SECRET_UNSPECIFIED: WebhookSecret
+WEBHOOK_SECRET_PRIMARY: WebhookSecret
+WEBHOOK_SECRET_SECONDARY: WebhookSecret
 
 class GetBearerRequest(_message.Message):
     __slots__ = ("credential", "min_ttl_seconds")
@@ -264,9 +273,11 @@ class ValidateWebhookRequest(_message.Message):
     def __init__(self, credential: _Optional[str] = ..., url: _Optional[str] = ..., params: _Optional[_Iterable[_Union[FormParam, _Mapping]]] = ..., body: _Optional[str] = ..., signature: _Optional[str] = ..., signature_settings: _Optional[str] = ...) -> None: ...
 
 class ValidateWebhookResponse(_message.Message):
-    __slots__ = ("valid", "reason")
+    __slots__ = ("valid", "reason", "matched")
     VALID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     reason: str
-    def __init__(self, valid: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    matched: WebhookSecret
+    def __init__(self, valid: _Optional[bool] = ..., reason: _Optional[str] = ..., matched: _Optional[_Union[WebhookSecret, str]] = ...) -> None: ...

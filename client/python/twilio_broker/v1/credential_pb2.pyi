@@ -35,12 +35,14 @@ CREDENTIAL_KIND_OAUTH_CLIENT: CredentialKind
 CREDENTIAL_KIND_TEST: CredentialKind
 
 class AuthTokenCredential(_message.Message):
-    __slots__ = ("account_sid", "auth_token")
+    __slots__ = ("account_sid", "auth_token", "secondary_auth_token")
     ACCOUNT_SID_FIELD_NUMBER: _ClassVar[int]
     AUTH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECONDARY_AUTH_TOKEN_FIELD_NUMBER: _ClassVar[int]
     account_sid: str
     auth_token: str
-    def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ...) -> None: ...
+    secondary_auth_token: str
+    def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ..., secondary_auth_token: _Optional[str] = ...) -> None: ...
 
 class ApiKeyCredential(_message.Message):
     __slots__ = ("account_sid", "key_sid", "secret", "key_type")
@@ -73,7 +75,7 @@ class TestCredential(_message.Message):
     def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ...) -> None: ...
 
 class CredentialMetadata(_message.Message):
-    __slots__ = ("name", "kind", "account_sid", "key_sid", "client_id", "key_type", "labels", "created_at", "updated_at")
+    __slots__ = ("name", "kind", "account_sid", "key_sid", "client_id", "key_type", "labels", "created_at", "updated_at", "has_secondary_auth_token")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +92,7 @@ class CredentialMetadata(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HAS_SECONDARY_AUTH_TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: CredentialKind
     account_sid: str
@@ -99,4 +102,5 @@ class CredentialMetadata(_message.Message):
     labels: _containers.ScalarMap[str, str]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[CredentialKind, str]] = ..., account_sid: _Optional[str] = ..., key_sid: _Optional[str] = ..., client_id: _Optional[str] = ..., key_type: _Optional[_Union[KeyType, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    has_secondary_auth_token: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[CredentialKind, str]] = ..., account_sid: _Optional[str] = ..., key_sid: _Optional[str] = ..., client_id: _Optional[str] = ..., key_type: _Optional[_Union[KeyType, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_secondary_auth_token: _Optional[bool] = ...) -> None: ...
