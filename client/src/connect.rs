@@ -92,7 +92,13 @@ fn check_plaintext(target: &str, tls: bool) -> Result<(), Error> {
     )))
 }
 
-pub(crate) async fn channel(target: &str, options: &ConnectOptions) -> Result<Channel, Error> {
+/// A connected channel to the broker at `target` (`host:port`,
+/// `https://host:port` or `unix:/path`): TLS when `options.tls` is set,
+/// plaintext only to a loopback host (or when `http://` is written out,
+/// with a warning), Unix sockets with `localhost` as authority. The raw
+/// channel for callers that build their own stubs (the `twilio-broker`
+/// command line); [`crate::Client`] wraps it.
+pub async fn channel(target: &str, options: &ConnectOptions) -> Result<Channel, Error> {
     let connect_error = |e: tonic::transport::Error| Error::Connect(format!("{target}: {e}"));
     if let Some(path) = target.strip_prefix("unix:") {
         let path = PathBuf::from(path);

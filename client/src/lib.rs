@@ -29,7 +29,7 @@ mod grants;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use bearer_cache::DEFAULT_SAFETY_MARGIN;
-pub use connect::{ConnectOptions, DEFAULT_CALL_TIMEOUT, TlsOptions};
+pub use connect::{ConnectOptions, DEFAULT_CALL_TIMEOUT, TlsOptions, channel};
 pub use error::{Details, ERROR_DOMAIN, Error};
 pub use grants::{
     AccessTokenRequest, ChatGrant, PlaybackGrant, SyncGrant, TaskRouterGrant, VideoGrant,

@@ -361,3 +361,30 @@ fn cli_without_a_broker_says_how_to_fix_it() {
         "{err}"
     );
 }
+
+/// The CLI connects through the Rust client crate (issue 16): plaintext to a
+/// host off this machine is refused before anything is sent, with the way
+/// out; `http://` written out is allowed with a warning.
+#[test]
+fn cli_refuses_plaintext_off_loopback_like_every_client() {
+    let refused = crate::harness::run_cli(
+        &["credential", "list", "--addr", "192.0.2.1:50051"],
+        "",
+        &[],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("refusing plaintext to 192.0.2.1") && err.contains("TWILIO_BROKER_ADDR"),
+        "{err}"
+    );
+    let insisted = crate::harness::run_cli(
+        &["credential", "list", "--addr", "http://192.0.2.1:50051"],
+        "",
+        &[],
+    );
+    assert!(!insisted.status.success(), "nothing listens there");
+    let err = String::from_utf8_lossy(&insisted.stderr);
+    assert!(err.contains("PLAINTEXT"), "no warning: {err}");
+    assert!(err.contains("cannot reach the broker"), "{err}");
+}

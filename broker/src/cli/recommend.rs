@@ -13,6 +13,7 @@ use twilio_broker_api::v1::broker_client::BrokerClient;
 
 use super::connect::{AddrArgs, status_error};
 use crate::config::DEFAULT_LISTEN;
+use crate::recommend::{ClientSdk, Environment, Needs, Side};
 
 /// `--env` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -85,6 +86,33 @@ pub struct Args {
     json: bool,
 }
 
+/// The question in domain terms, for the local answer (no proto detour).
+fn needs(args: &Args) -> Needs {
+    Needs {
+        environment: match args.environment {
+            EnvArg::Prototype => Environment::Prototype,
+            EnvArg::Test => Environment::Test,
+            EnvArg::Production => Environment::Production,
+        },
+        side: match args.side {
+            SideArg::Server => Side::Server,
+            SideArg::Client => Side::Client,
+        },
+        time_limited: args.time_limited,
+        charge_free: args.charge_free,
+        needs_account_management: args.needs_account_management,
+        least_privilege: args.least_privilege,
+        resources: args.resources.clone(),
+        client_sdk: args.client_sdk.map(|sdk| match sdk {
+            SdkArg::Voice => ClientSdk::Voice,
+            SdkArg::Video => ClientSdk::Video,
+            SdkArg::Conversations => ClientSdk::Conversations,
+            SdkArg::Sync => ClientSdk::Sync,
+        }),
+    }
+}
+
+/// The question as a `Recommend` request, for asking a broker.
 fn request(args: &Args) -> pb::RecommendRequest {
     pb::RecommendRequest {
         environment: match args.environment {
@@ -117,7 +145,6 @@ fn request(args: &Args) -> pb::RecommendRequest {
 
 /// Runs `recommend`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let request = request(&args);
     let remote = args
         .addr
         .clone()
@@ -127,12 +154,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(addr) => {
             let channel = AddrArgs::from_addr(addr).channel().await?;
             BrokerClient::new(channel)
-                .recommend(request)
+                .recommend(request(&args))
                 .await
                 .map_err(status_error)?
                 .into_inner()
         }
-        None => crate::grpc::recommend::answer_locally(&request)
+        None => crate::grpc::recommend::answer_locally(&needs(&args))
             .map_err(|err| anyhow::anyhow!("{err}"))?,
     };
     if args.json {

@@ -27,15 +27,10 @@ pub fn recommend(state: &Services, request: pb::RecommendRequest) -> Result<pb::
     respond(&needs, credential.as_deref())
 }
 
-/// Answers `request` without a broker (the CLI's local mode): the same
-/// conversion and rules, but no stored credential to review.
-pub(crate) fn answer_locally(request: &pb::RecommendRequest) -> Result<pb::RecommendResponse> {
-    if !request.credential.is_empty() {
-        return Err(Error::NeedsRunningBroker {
-            what: "reviewing a stored credential",
-        });
-    }
-    respond(&needs_from_pb(request)?, None)
+/// The answer to `needs` as the wire shows it, without a stored credential
+/// to review: the CLI's local mode prints exactly what a broker would send.
+pub(crate) fn answer_locally(needs: &Needs) -> Result<pb::RecommendResponse> {
+    respond(needs, None)
 }
 
 fn respond(needs: &Needs, credential: Option<&Credential>) -> Result<pb::RecommendResponse> {
