@@ -26,6 +26,7 @@ pub(crate) mod config;
 pub(crate) mod credential;
 pub(crate) mod doctor;
 pub(crate) mod error;
+pub(crate) mod gate;
 pub(crate) mod grpc;
 pub(crate) mod listing;
 pub(crate) mod master_key;

@@ -1,18 +1,12 @@
-//! Every RPC passes through [`guarded`]: who is calling (from the transport),
-//! is the request well formed (every field the policy or the audit sees is
-//! validated and bounded first), may they (policy and rate limit), then the
-//! handler, then one audit event.
-//!
-//! **Invariants:** no handler runs before the policy allows it, and no
-//! answer leaves before the audit trail has recorded it (a required sink
-//! that cannot record turns the answer into UNAVAILABLE). The policy and
-//! the audit judge the *checked* request, the one the handler will act on
-//! (for a mint: the grants of the token that will be signed), and that
-//! action is derived in one place per RPC ([`Checked::action`]).
+//! The gRPC side of the [`crate::gate`]: every RPC passes through
+//! [`guarded`], which takes the caller from the connection, runs the
+//! transport-neutral gate (identity, policy, handler, audit) and answers
+//! refusals as gRPC statuses through the one table (`status.rs`). Here too:
+//! how each request message is checked ([`Describe`] for the generated
+//! types) and what the audit records of each response ([`Outcome`]).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use tonic::{Request, Response, Status};
 use twilio_broker_api::v1 as pb;
@@ -20,41 +14,15 @@ use twilio_broker_api::v1 as pb;
 use super::Services;
 use super::mint::CheckedMint;
 use super::status::{code_name, to_status};
-use crate::audit::{AuditEvent, Decision, cap};
+use crate::audit::AuditEvent;
 use crate::caller::{Caller, Identity, Source, Transport};
 use crate::credential;
 use crate::error::{Error, Result};
+use crate::gate::Refusals;
+pub(super) use crate::gate::{Checked, Describe, Outcome};
 use crate::mint;
 use crate::policy::{Action, GrantKind, Rpc};
 use crate::transport::PeerInfo;
-
-/// A request as it arrives: which RPC, what to audit if it is refused
-/// before it is checked, and how to check it.
-pub(super) trait Describe: Sized {
-    /// The RPC.
-    const RPC: Rpc;
-    /// The request once every field the policy and audit see is valid.
-    type Checked: Checked;
-    /// The credential and minted identity the request names, as sent (the
-    /// audit caps them when the request turns out invalid).
-    fn named(&self) -> (&str, Option<&str>) {
-        ("", None)
-    }
-    /// Validates and bounds the request: INVALID_ARGUMENT names the field.
-    fn check(self) -> Result<Self::Checked>;
-}
-
-/// A checked request, as the policy and the audit see it.
-pub(super) trait Checked: Send {
-    /// The action, derived from exactly what the handler will act on.
-    fn action(&self) -> Action<'_>;
-}
-
-/// What the audit event records about a successful response.
-pub(super) trait Outcome {
-    /// Fills `jti` and `expires_at` where the response has them.
-    fn fill(&self, _event: &mut AuditEvent) {}
-}
 
 /// The caller of a request: set by our transports; a connection accepted
 /// elsewhere (an in-process test server) counts as anonymous plaintext.
@@ -71,7 +39,21 @@ fn caller_of<T>(request: &Request<T>) -> Arc<Caller> {
     ))
 }
 
-/// Runs `handle` for `request` under policy and audit.
+/// The gRPC front end's refusals: the one status table (`status.rs`).
+pub(super) struct Grpc;
+
+impl Refusals for Grpc {
+    type Refusal = Status;
+    fn refuse(err: Error, request_id: &str) -> (Status, &'static str, String) {
+        let status = to_status(err, request_id);
+        let name = code_name(status.code());
+        let message = status.message().to_owned();
+        (status, name, message)
+    }
+}
+
+/// Runs `handle` for a gRPC `request` through the [`crate::gate`]: the
+/// caller from the connection, refusals as gRPC statuses.
 pub(super) async fn guarded<Req, Resp, Fut>(
     state: &Services,
     request: Request<Req>,
@@ -82,107 +64,17 @@ where
     Resp: Outcome,
     Fut: Future<Output = Result<Resp>>,
 {
-    let started = Instant::now();
     let caller = caller_of(&request);
-    let request = request.into_inner();
-    let rpc = Req::RPC;
-    let (credential, identity) = request.named();
-    let mut event = AuditEvent {
-        time: crate::audit::rfc3339(SystemTime::now()),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        rpc: rpc.as_str(),
-        caller: caller.principal().to_owned(),
-        transport: caller.transport.as_str(),
-        peer: caller.peer.clone(),
-        decision: Decision::Deny,
-        status: "OK",
-        message: None,
-        credential: (!credential.is_empty()).then(|| cap(credential)),
-        grants: Vec::new(),
-        identity: identity.map(cap),
-        ttl_seconds: None,
-        jti: None,
-        expires_at: None,
-        duration_us: 0,
-        phase: None,
-    };
-    let result = match admit(state, &caller, request, &mut event) {
-        Err(refused) => Err(refused),
-        // A mutation records its intent first: unaudited, nothing changes.
-        Ok(checked) => match state.audit.record_intent(&event).await {
-            Ok(()) => handle(checked, Arc::clone(&caller)).await,
-            Err(unaudited) => Err(unaudited),
-        },
-    };
-    let answer = match result {
-        Ok(response) => {
-            response.fill(&mut event);
-            Ok(response)
-        }
-        Err(err) => {
-            let status = to_status(err, &event.request_id);
-            event.status = code_name(status.code());
-            event.message = Some(cap(status.message()));
-            Err(status)
-        }
-    };
-    event.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let status_name = event.status;
-    if state.audit.is_enabled()
-        && let Err(unaudited) = state.audit.record(event).await
-    {
-        metrics::counter!("twilio_broker_requests_total", "rpc" => rpc.as_str(), "code" => "UNAVAILABLE")
-            .increment(1);
-        return Err(Status::from(unaudited));
-    }
-    metrics::counter!("twilio_broker_requests_total", "rpc" => rpc.as_str(), "code" => status_name)
-        .increment(1);
-    metrics::histogram!("twilio_broker_request_duration_seconds", "rpc" => rpc.as_str(), "code" => status_name)
-        .record(started.elapsed().as_secs_f64());
-    answer.map(Response::new)
-}
-
-/// The caller's credentials, then the request's fields, then the policy;
-/// fills what the audit event records of the checked request.
-fn admit<Req: Describe>(
-    state: &Services,
-    caller: &Caller,
-    request: Req,
-    event: &mut AuditEvent,
-) -> Result<Req::Checked> {
-    let refused = |err: Error| {
-        metrics::counter!("twilio_broker_policy_denials_total", "rpc" => Req::RPC.as_str())
-            .increment(1);
-        state.policy.charge_refusal(caller).unwrap_or(err)
-    };
-    if let Some(reason) = &caller.refused {
-        return Err(refused(Error::CertificateRefused {
-            detail: reason.clone(),
-        }));
-    }
-    let checked = request.check().map_err(refused)?;
-    let action = checked.action();
-    event.credential = action.credential.map(cap);
-    event.identity = action.identity.map(cap);
-    event.grants = action.grants.iter().map(|g| g.as_str()).collect();
-    event.ttl_seconds = action.ttl_seconds;
-    match state.policy.authorize(caller, &action) {
-        Ok(()) => {
-            event.decision = Decision::Allow;
-            drop(action);
-            Ok(checked)
-        }
-        Err(denied) => {
-            metrics::counter!("twilio_broker_policy_denials_total", "rpc" => Req::RPC.as_str())
-                .increment(1);
-            Err(denied)
-        }
-    }
+    state
+        .gate()
+        .pass::<Grpc, _, _, _>(caller, request.into_inner(), handle)
+        .await
+        .map(Response::new)
 }
 
 /// A request whose only policy-relevant field is the credential it names,
 /// checked for syntax (empty allowed where the RPC allows it).
-pub(super) struct Named<T> {
+pub(crate) struct Named<T> {
     /// The request.
     pub request: T,
     rpc: Rpc,

@@ -16,7 +16,7 @@ use crate::mint::{self, Grants, TokenRequest};
 
 /// A mint request converted into the token it will produce (what the guard
 /// checks, authorizes and hands to [`mint_access_token`]).
-pub(super) struct CheckedMint {
+pub(crate) struct CheckedMint {
     /// The credential that signs.
     pub credential: String,
     /// The token's content.

@@ -49,6 +49,14 @@ pub struct Services {
 }
 
 impl Services {
+    /// The gate every call passes: the policy and the audit trail.
+    pub(crate) fn gate(&self) -> crate::gate::Gate<'_> {
+        crate::gate::Gate {
+            policy: &self.policy,
+            audit: &self.audit,
+        }
+    }
+
     /// The services over an open vault, a policy, an audit trail and the
     /// bearer cache.
     pub fn new(
