@@ -319,7 +319,10 @@ fn cli_add_list_show_rm() {
     let missing = broker.cli(&["credential", "show", "nope"], "");
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.contains("NOT_FOUND") && err.contains("nope"), "{err}");
+    assert!(
+        err.contains("NOT_FOUND [CREDENTIAL_NOT_FOUND]") && err.contains("nope"),
+        "{err}"
+    );
 
     let invalid = broker.cli(
         &[

@@ -94,8 +94,13 @@ pub fn status_error(status: tonic::Status) -> anyhow::Error {
         }
         _ => "",
     };
+    // The reason (`google.rpc.ErrorInfo`) is what scripts should match on;
+    // it is printed beside the code, the message stays for people.
+    let reason = tonic_types::StatusExt::get_details_error_info(&status)
+        .map(|info| format!(" [{}]", info.reason))
+        .unwrap_or_default();
     anyhow::anyhow!(
-        "{}: {}{hint}",
+        "{}{reason}: {}{hint}",
         crate::grpc::status::code_name(status.code()),
         status.message()
     )
