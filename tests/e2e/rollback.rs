@@ -300,3 +300,69 @@ async fn credential_names_never_reach_the_data_directory() {
     let broker = Broker::start(options);
     assert_eq!(names(&broker).await, [kept]);
 }
+
+/// Issue 14, item 10: a data directory in the formats of the release before
+/// this one (`tests/fixtures/store-v2`: TBS2 records, one sealed manifest)
+/// opens with today's broker: its credentials are served with their
+/// secrets, the deleted one stays deleted, and a write and a restart work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_release_s_data_directory_opens_and_keeps_working() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-v2");
+    let key = std::fs::read_to_string(fixture.join("master-key.TEST-ONLY")).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    copy_dir(&fixture.join("data"), &data_dir);
+    let options = Options {
+        data_dir: Some(data_dir.clone()),
+        master_key: Some(key.trim().to_owned()),
+        ..Options::default()
+    };
+    let mut broker = Broker::start(options.clone());
+    assert_eq!(
+        names(&broker).await,
+        ["api-std".to_owned(), "main-auth".to_owned()]
+    );
+    let gone = label_of(&broker, "gone-later").await.unwrap_err();
+    assert_eq!(reason(&gone).as_deref(), Some("CREDENTIAL_NOT_FOUND"));
+    // The stored Auth Token opens: a signature made with it validates.
+    let url = "https://example.com/hook";
+    let signature = {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let mut mac =
+            hmac::Hmac::<sha1::Sha1>::new_from_slice(b"fixture-auth-token-v2-0123456789ab")
+                .unwrap();
+        mac.update(url.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let verdict = broker
+        .broker()
+        .await
+        .validate_webhook(pb::ValidateWebhookRequest {
+            credential: "main-auth".into(),
+            url: url.into(),
+            signature,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.valid, "{}", verdict.reason);
+    let f = Fixtures::new();
+    broker
+        .admin()
+        .await
+        .put_credential(f.auth_token("after-upgrade"))
+        .await
+        .unwrap();
+    assert!(broker.terminate().success());
+    let broker = Broker::start(options);
+    assert_eq!(
+        names(&broker).await,
+        [
+            "after-upgrade".to_owned(),
+            "api-std".to_owned(),
+            "main-auth".to_owned()
+        ]
+    );
+}
