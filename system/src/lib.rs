@@ -1,7 +1,8 @@
 //! The operating-system calls the twilio-broker daemon needs that have no
 //! safe wrapper in a well-kept crate: scrubbing a secret out of the
 //! process's original environment block, refusing core dumps and ptrace,
-//! locking key memory into RAM, and the umask around a socket's `bind`.
+//! locking key memory into RAM, the umask around a socket's `bind`, and
+//! taking the sockets of systemd socket activation.
 //!
 //! Each function is safe to call; the `unsafe` inside is small and says why
 //! it is sound. Linux is the target; elsewhere the hardening calls report

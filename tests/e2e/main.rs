@@ -5,6 +5,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod activation;
 mod admin;
 mod audit;
 mod audit_trust;
