@@ -211,8 +211,9 @@ async fn process_token_and_capped_per_credential_series_and_the_dashboard_metric
     drop(standin);
 }
 
-/// The shipped alert rules pass `promtool check rules` (Debian package
-/// `prometheus`, installed by scripts/setup-test-deps).
+/// The shipped alert rules pass `promtool check rules` and their unit tests
+/// (`promtool test rules`; Debian package `prometheus`, installed by
+/// scripts/setup-test-deps).
 #[test]
 fn the_alert_rules_pass_promtool() {
     let Some(promtool) = std::env::var_os("PATH").and_then(|paths| {
@@ -227,7 +228,7 @@ fn the_alert_rules_pass_promtool() {
         eprintln!("SKIPPED the_alert_rules_pass_promtool: no promtool on this machine");
         return;
     };
-    let out = std::process::Command::new(promtool)
+    let out = std::process::Command::new(&promtool)
         .args(["check", "rules"])
         .arg(deploy("prometheus-alerts.yml"))
         .output()
@@ -239,4 +240,17 @@ fn the_alert_rules_pass_promtool() {
     );
     assert!(out.status.success(), "{said}");
     assert!(said.contains("SUCCESS: 6 rules found"), "{said}");
+    // And the alerts fire when they should (and not before): promtool's
+    // rule unit tests in deploy/prometheus-alerts.test.yml.
+    let out = std::process::Command::new(&promtool)
+        .args(["test", "rules", "prometheus-alerts.test.yml"])
+        .current_dir(deploy(""))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.contains("SUCCESS"), "{said}");
 }
