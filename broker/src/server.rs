@@ -7,6 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use twilio_broker_api::v1::admin_server::AdminServer;
 use twilio_broker_api::v1::broker_server::BrokerServer;
 
@@ -14,7 +16,7 @@ use crate::audit::AuditTrail;
 use crate::bearer::Bearers;
 use crate::grpc::{AdminApi, BrokerApi, Services};
 use crate::policy::PolicyEngine;
-use crate::store::Vault;
+use crate::store::{Store, Vault};
 use crate::transport::{self, ActivityLayer, Bound, Limits};
 
 /// What [`run`] serves: the handlers' [`Services`] and how to serve them.
@@ -28,6 +30,10 @@ pub struct State {
     /// shutdown is requested, so load balancers see it leave before new
     /// calls are refused (`shutdown_grace_seconds`).
     shutdown_grace: Duration,
+    /// The store under the vault, probed by the health watcher (the vault
+    /// answers reads from memory, so only a probe notices it is gone).
+    /// None: nothing to probe.
+    store: Option<Arc<dyn Store>>,
 }
 
 impl State {
@@ -42,7 +48,14 @@ impl State {
             services: Arc::new(Services::new(vault, policy, audit, bearer)),
             limits: Limits::default(),
             shutdown_grace: Duration::ZERO,
+            store: None,
         }
+    }
+
+    /// The same state with the store the health watcher probes.
+    pub fn with_store_probe(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The same state with another shutdown grace period.
@@ -80,6 +93,117 @@ impl tonic::transport::server::Connected for transport::Conn {
 /// How long in-flight calls may take to finish once new calls are refused.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often the health watcher probes the store, and retries required
+/// audit sinks while they fail.
+pub const HEALTH_PROBE: Duration = Duration::from_secs(1);
+/// Longest a store probe may take before the store counts as unreachable.
+const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The key the store probe reads. Never written: credential keys are keyed
+/// hashes, so it cannot collide with one.
+const STORE_PROBE_KEY: &str = "health-probe";
+
+/// The one writer of health statuses after start-up.
+///
+/// **Invariant:** once draining, health never turns SERVING again: the
+/// watcher and the shutdown both write under `draining`'s lock, and the
+/// watcher writes only while it is false.
+struct HealthGate {
+    reporter: HealthReporter,
+    draining: tokio::sync::Mutex<bool>,
+}
+
+impl HealthGate {
+    /// Sets overall and per-service health; false once draining.
+    async fn set(&self, serving: bool) -> bool {
+        let draining = self.draining.lock().await;
+        if *draining {
+            return false;
+        }
+        self.write(serving).await;
+        true
+    }
+
+    /// NOT_SERVING for good (a drain).
+    async fn drain(&self) {
+        let mut draining = self.draining.lock().await;
+        *draining = true;
+        self.write(false).await;
+    }
+
+    async fn write(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status("", status).await;
+        if serving {
+            self.reporter.set_serving::<BrokerServer<BrokerApi>>().await;
+            self.reporter.set_serving::<AdminServer<AdminApi>>().await;
+        } else {
+            self.reporter
+                .set_not_serving::<BrokerServer<BrokerApi>>()
+                .await;
+            self.reporter
+                .set_not_serving::<AdminServer<AdminApi>>()
+                .await;
+        }
+        metrics::gauge!("twilio_broker_serving").set(if serving { 1.0 } else { 0.0 });
+    }
+}
+
+/// Why the broker cannot serve now: a required audit sink that does not
+/// record, a store that does not answer. Empty when it can.
+async fn failing_dependencies(state: &State, audit_recording: bool) -> Vec<String> {
+    let mut why = Vec::new();
+    if !audit_recording && let Err(reason) = state.audit().probe().await {
+        why.push(reason);
+    }
+    if let Some(store) = &state.store {
+        match tokio::time::timeout(STORE_PROBE_TIMEOUT, store.get(STORE_PROBE_KEY)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => why.push(format!("the store is unreachable: {err}")),
+            Err(_) => why.push(format!(
+                "the store did not answer within {} s",
+                STORE_PROBE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+    why
+}
+
+/// Keeps health in step with the dependencies: NOT_SERVING (overall and per
+/// service) from the moment a required audit sink fails to record (the
+/// trail's signal, at once) or a store probe fails (every [`HEALTH_PROBE`]),
+/// SERVING again once probes pass. Ends at the drain.
+async fn watch_dependencies(state: Arc<State>, gate: Arc<HealthGate>) {
+    let mut recording = state.audit().recording();
+    let mut every = tokio::time::interval(HEALTH_PROBE);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            Ok(()) = recording.changed() => {}
+        }
+        let audit_recording = *recording.borrow_and_update();
+        let why = failing_dependencies(&state, audit_recording).await;
+        let healthy = why.is_empty();
+        if healthy == serving {
+            continue;
+        }
+        if !gate.set(healthy).await {
+            return;
+        }
+        serving = healthy;
+        if healthy {
+            tracing::info!("dependencies recovered; health is SERVING again");
+        } else {
+            tracing::error!(reasons = %why.join("; "), "a dependency failed; health is NOT_SERVING");
+        }
+    }
+}
+
 /// Serves Broker, Admin, health and reflection on every listener until
 /// `shutdown` resolves. Then: health turns NOT_SERVING (overall and per
 /// service) and systemd hears STOPPING=1 at once; calls are still served for
@@ -91,8 +215,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<BrokerServer<BrokerApi>>().await;
-    health.set_serving::<AdminServer<AdminApi>>().await;
+    let gate = Arc::new(HealthGate {
+        reporter: health,
+        draining: tokio::sync::Mutex::new(false),
+    });
+    gate.write(true).await;
+    let watcher = tokio::spawn(watch_dependencies(Arc::clone(&state), Arc::clone(&gate)));
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -108,15 +236,11 @@ pub async fn run(
     let shutdown = {
         let requested = Arc::clone(&requested);
         let grace = state.shutdown_grace;
-        let health = health.clone();
+        let gate = Arc::clone(&gate);
         async move {
             shutdown.await;
             crate::notify::stopping();
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            health.set_not_serving::<BrokerServer<BrokerApi>>().await;
-            health.set_not_serving::<AdminServer<AdminApi>>().await;
+            gate.drain().await;
             if !grace.is_zero() {
                 tracing::info!(
                     grace_seconds = grace.as_secs_f64(),
@@ -161,6 +285,7 @@ pub async fn run(
             );
         }
     }
+    watcher.abort();
     state.audit().flush().await;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The operating-system calls the twilio-broker daemon needs that have no
 //! safe wrapper in a well-kept crate: scrubbing a secret out of the
 //! process's original environment block, refusing core dumps and ptrace,
-//! locking key memory into RAM, and the umask around a socket's `bind`.
+//! locking key memory into RAM, the umask around a socket's `bind`, and
+//! taking the sockets of systemd socket activation.
 //!
 //! Each function is safe to call; the `unsafe` inside is small and says why
 //! it is sound. Linux is the target; elsewhere the hardening calls report
@@ -149,6 +150,76 @@ pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
     // SAFETY: as above.
     unsafe { libc::umask(old) };
     result
+}
+
+/// A listening socket passed by systemd socket activation.
+#[derive(Debug)]
+pub struct ActivatedSocket {
+    /// Its name from `LISTEN_FDNAMES` (`FileDescriptorName=`), if given.
+    pub name: Option<String>,
+    /// The socket; close-on-exec.
+    pub fd: std::os::fd::OwnedFd,
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
+
+/// Takes the sockets systemd passed by socket activation: `LISTEN_FDS`
+/// descriptors from 3 on, when `LISTEN_PID` is this process, named by
+/// `LISTEN_FDNAMES` (colon-separated). None without socket activation.
+/// Only the first call takes them (a descriptor is owned once); later calls
+/// return none. Each is made close-on-exec.
+pub fn take_listen_fds() -> io::Result<Vec<ActivatedSocket>> {
+    use std::os::fd::FromRawFd as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    let (Some(pid), Some(count)) = (
+        std::env::var_os("LISTEN_PID"),
+        std::env::var_os("LISTEN_FDS"),
+    ) else {
+        return Ok(Vec::new());
+    };
+    if pid.to_str().and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id()) {
+        // Meant for another process (an inherited environment).
+        return Ok(Vec::new());
+    }
+    let count: i32 = count
+        .to_str()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| (0..=1024).contains(c))
+        .ok_or_else(|| io::Error::other("LISTEN_FDS is not a number of descriptors"))?;
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut sockets = Vec::new();
+    for i in 0..count {
+        let fd = LISTEN_FDS_START + i;
+        // SAFETY: fcntl(F_GETFD) only reads the flags of a descriptor number;
+        // it fails with EBADF when nothing is open there.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            return Err(io::Error::other(format!(
+                "LISTEN_FDS says {count} sockets, but descriptor {fd} is not open: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: as above, setting a flag bit on an open descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: systemd passed this descriptor to this process (LISTEN_PID
+        // is ours), it is open (F_GETFD succeeded), and TAKEN makes this the
+        // only place that ever owns it.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        sockets.push(ActivatedSocket {
+            name: names.get(i as usize).filter(|n| !n.is_empty()).cloned(),
+            fd: owned,
+        });
+    }
+    Ok(sockets)
 }
 
 /// Copies everything `source` yields into a new anonymous file (`memfd`)

@@ -5,12 +5,14 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod activation;
 mod admin;
 mod audit;
 mod audit_trust;
 mod bearer;
 mod callers;
 mod canary;
+mod cert_reload;
 mod client;
 mod clients;
 mod contract;
@@ -18,6 +20,7 @@ mod doctor;
 mod durability;
 mod hardening;
 mod harness;
+mod health;
 mod listing;
 mod mint;
 mod operations;
@@ -31,5 +34,6 @@ mod rollback;
 mod rotation;
 mod service;
 mod slow;
+mod sre_metrics;
 mod trust;
 mod webhook;

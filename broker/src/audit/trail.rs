@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chain::Gap;
 use super::file_sink::{FileSink, Outcome, Submitted};
@@ -68,6 +68,30 @@ pub struct AuditTrail {
     sinks: Vec<SinkHandle>,
     files: Vec<FileHandle>,
     next_event: AtomicU64,
+    /// The health signal (`server.rs` watches it): false from the first
+    /// event a required sink could not record until one is recorded again
+    /// (or [`AuditTrail::probe`] succeeds). Always true without required sinks.
+    recording: Recording,
+}
+
+/// A watch channel that starts true (a `Default` for the trail).
+struct Recording(watch::Sender<bool>);
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording(watch::Sender::new(true))
+    }
+}
+
+impl Recording {
+    /// Publishes `now`; the write lock is taken only on a change, so the
+    /// request path pays a read.
+    fn set(&self, now: bool) {
+        if *self.0.borrow() != now {
+            self.0
+                .send_if_modified(|was| std::mem::replace(was, now) != now);
+        }
+    }
 }
 
 /// Most events a worker hands to its sink at once.
@@ -97,6 +121,8 @@ impl AuditTrail {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let name = sink.name().to_owned();
         let gap = Arc::new(std::sync::Mutex::new(None));
+        // The sink's drop counter exists from the start, at 0 (alerts).
+        metrics::counter!("twilio_broker_audit_dropped_total", "sink" => name.clone()).increment(0);
         tokio::spawn(worker(sink, rx, Arc::clone(&gap)));
         self.sinks.push(SinkHandle {
             name,
@@ -109,6 +135,8 @@ impl AuditTrail {
 
     /// Adds the built-in file (its threads are already running).
     pub fn add_file(&mut self, sink: FileSink, options: SinkOptions) {
+        metrics::counter!("twilio_broker_audit_dropped_total", "sink" => sink.name().to_owned())
+            .increment(0);
         self.files.push(FileHandle {
             sink,
             options,
@@ -135,8 +163,55 @@ impl AuditTrail {
     }
 
     /// Hands `event` to every sink. Fails (UNAVAILABLE) when a required sink
-    /// does not record it within its deadline.
+    /// does not record it within its deadline; the outcome feeds the health
+    /// signal ([`AuditTrail::recording`]).
     pub async fn record(&self, event: AuditEvent) -> Result<(), Error> {
+        let result = self.record_everywhere(event).await;
+        self.recording.set(result.is_ok());
+        result
+    }
+
+    /// Whether every required sink recorded the last event: true, false
+    /// while they fail. Health turns NOT_SERVING on false (`server.rs`).
+    pub fn recording(&self) -> watch::Receiver<bool> {
+        self.recording.0.subscribe()
+    }
+
+    /// Asks every required sink to flush (the file signs a checkpoint, syncs
+    /// and anchors; a plugin checkpoints and flushes) without recording an
+    /// event: how the health watcher learns that failing sinks recovered
+    /// while no traffic comes (load balancers send none to a NOT_SERVING
+    /// broker). Success sets the health signal back to true.
+    pub async fn probe(&self) -> Result<(), String> {
+        for file in self.files.iter().filter(|f| f.options.required) {
+            match tokio::time::timeout(file.options.deadline, file.sink.flush().wait()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    return Err(format!("audit sink {} failed: {reason}", file.sink.name()));
+                }
+                Err(_) => return Err(format!("audit sink {} did not answer", file.sink.name())),
+            }
+        }
+        for sink in self.sinks.iter().filter(|s| s.options.required) {
+            let (ack, done) = oneshot::channel();
+            let sent = tokio::time::timeout(sink.options.deadline, async {
+                sink.tx.send(Job::Flush(ack)).await.ok()?;
+                done.await.ok()
+            })
+            .await;
+            match sent {
+                Ok(Some(Ok(()))) => {}
+                Ok(Some(Err(reason))) => {
+                    return Err(format!("audit sink {} failed: {reason}", sink.name));
+                }
+                _ => return Err(format!("audit sink {} did not answer", sink.name)),
+            }
+        }
+        self.recording.set(true);
+        Ok(())
+    }
+
+    async fn record_everywhere(&self, event: AuditEvent) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
         let json = serde_json::to_vec(&event)
             .map_err(|e| unavailable(&format!("the event did not serialise: {e}")))?;
@@ -471,5 +546,56 @@ mod tests {
         put.rpc = "PutCredential";
         trail.record_intent(&put).await.expect("recorded");
         assert_eq!(*sink.events.lock().expect("events"), 1);
+    }
+
+    /// A sink that fails while `failing` is set.
+    #[derive(Default)]
+    struct Flaky {
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl AuditSink for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        async fn record(&self, _batch: &[Arc<[u8]>]) -> Result<(), AuditError> {
+            self.check()
+        }
+        async fn flush(&self) -> Result<(), AuditError> {
+            self.check()
+        }
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<(), AuditError> {
+            if self.failing.load(Ordering::Relaxed) {
+                Err(AuditError("down on purpose (test)".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_health_signal_follows_a_required_sink_down_and_back_up() {
+        let sink = Arc::new(Flaky::default());
+        let mut trail = AuditTrail::disabled();
+        trail.add(
+            Arc::clone(&sink) as Arc<dyn AuditSink>,
+            SinkOptions::default(),
+        );
+        let signal = trail.recording();
+        trail.record(event()).await.expect("recorded");
+        assert!(*signal.borrow());
+        sink.failing.store(true, Ordering::Relaxed);
+        trail.record(event()).await.expect_err("not recorded");
+        assert!(!*signal.borrow(), "a failed record must lower the signal");
+        let still = trail.probe().await.expect_err("still failing");
+        assert!(still.contains("down on purpose"), "{still}");
+        assert!(!*signal.borrow());
+        sink.failing.store(false, Ordering::Relaxed);
+        trail.probe().await.expect("recovered");
+        assert!(*signal.borrow(), "a successful probe must raise the signal");
     }
 }

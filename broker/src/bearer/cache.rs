@@ -183,6 +183,40 @@ impl Bearers {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The times of every cached token, soonest expiry first (the metrics
+    /// page). Names and times only: the token itself never leaves the entry.
+    pub fn token_times(&self) -> Vec<TokenTimes> {
+        let entries = self.inner.entries.pin();
+        let mut times: Vec<TokenTimes> = entries
+            .iter()
+            .filter_map(|(name, entry)| {
+                let token = entry.token.load();
+                let token = token.as_ref()?;
+                Some(TokenTimes {
+                    credential: name.clone(),
+                    expires_at: token.expires_at,
+                    received_at: token
+                        .expires_at
+                        .checked_sub(token.lifetime)
+                        .unwrap_or(UNIX_EPOCH),
+                })
+            })
+            .collect();
+        times.sort_by_key(|t| t.expires_at);
+        times
+    }
+}
+
+/// When one cached token expires and when it was received.
+#[derive(Debug, Clone)]
+pub struct TokenTimes {
+    /// The credential's name (metadata, never a secret).
+    pub credential: String,
+    /// When Twilio stops accepting the token.
+    pub expires_at: SystemTime,
+    /// When the broker received it (its last refresh).
+    pub received_at: SystemTime,
 }
 
 impl Inner {

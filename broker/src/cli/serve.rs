@@ -107,10 +107,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     tracing::info!(source = %policy.describe(), rules = policy.rules(), "policy loaded");
 
-    if let Some(addr) = settings.metrics_listen {
-        crate::telemetry::install(addr)?;
-        tracing::info!("metrics on http://{addr}/metrics");
-    }
+    let exporter = match settings.metrics_listen {
+        Some(addr) => {
+            let exporter = crate::telemetry::install(addr).await?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            Some(exporter)
+        }
+        None => None,
+    };
 
     let oauth = file.oauth.resolve(settings.oauth_token_url.clone())?;
     tracing::info!(token_url = %oauth.token_url, "OAuth token endpoint");
@@ -130,20 +134,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
     let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
+    let _metrics = exporter.map(|e| e.serve(bearer.clone(), file.metrics));
     file.limits.check()?;
     let state = Arc::new(
         State::new(vault, policy, audit, bearer)
             .with_limits(file.limits)
-            .with_shutdown_grace(settings.shutdown_grace),
+            .with_shutdown_grace(settings.shutdown_grace)
+            .with_store_probe(Arc::clone(&store)),
     );
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
     for listener in &bound {
         tracing::info!("twilio-broker listening on {}", listener.describe());
     }
+    let tls: Vec<_> = bound
+        .iter()
+        .filter_map(crate::transport::Bound::tls_reloader)
+        .collect();
     crate::notify::ready();
     let _watchdog = crate::notify::spawn_watchdog();
-    tokio::spawn(reload_on_sighup(Arc::clone(&state)));
+    tokio::spawn(crate::transport::watch_files(
+        tls.clone(),
+        crate::transport::WATCH_INTERVAL,
+    ));
+    tokio::spawn(reload_on_sighup(Arc::clone(&state), tls));
     tokio::spawn(forget_idle_callers(Arc::clone(&state)));
     let served = server::run(bound, state, shutdown).await;
     follower.abort();
@@ -243,16 +257,20 @@ async fn forget_idle_callers(state: Arc<State>) {
     }
 }
 
-/// SIGHUP: reload the policy (a broken file keeps the old one) and reopen
-/// audit files (log rotation).
-async fn reload_on_sighup(state: Arc<State>) {
+/// SIGHUP: reload the policy and the TLS certificates (a broken file keeps
+/// the old ones) and reopen audit files (log rotation).
+async fn reload_on_sighup(state: Arc<State>, tls: Vec<Arc<crate::transport::TlsReloader>>) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
     };
     while hangup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the policy and reopening audit files");
+        tracing::info!("SIGHUP: reloading the policy and TLS certificates, reopening audit files");
         let _ = state.policy().reload();
+        for reloader in &tls {
+            let reloader = Arc::clone(reloader);
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
         state.audit().reopen().await;
     }
 }

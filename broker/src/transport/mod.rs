@@ -5,7 +5,9 @@
 //! accept loop. Every connection passes the [`limits::Gate`] at accept time
 //! and is closed after [`Limits::idle_timeout_seconds`] without a call.
 
+mod activation;
 mod limits;
+mod reload;
 mod spec;
 mod tls;
 
@@ -18,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
 pub use limits::{ActivityLayer, Limits};
+pub use reload::{TlsReloader, WATCH_INTERVAL, watch_files};
 pub use spec::{ClientAuth, ListenerConfig, ListenerSpec, TlsSettings};
 
 use crate::caller::{Caller, Identity, Source, Transport};
@@ -112,13 +115,21 @@ impl AsyncWrite for Conn {
 pub enum Bound {
     /// Plaintext TCP (loopback only).
     Plaintext(tokio::net::TcpListener),
-    /// TLS over TCP.
-    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
+    /// TLS over TCP, with its reloadable certificate.
+    Tls(tokio::net::TcpListener, Arc<TlsReloader>),
     /// A Unix domain socket.
     Unix(tokio::net::UnixListener, std::path::PathBuf),
 }
 
 impl Bound {
+    /// The TLS material to reload on SIGHUP, for a TLS listener.
+    pub fn tls_reloader(&self) -> Option<Arc<TlsReloader>> {
+        match self {
+            Bound::Tls(_, reloader) => Some(Arc::clone(reloader)),
+            _ => None,
+        }
+    }
+
     /// Where it listens, for the "listening on" log line.
     pub fn describe(&self) -> String {
         match self {
@@ -137,11 +148,27 @@ impl Bound {
     }
 }
 
-/// Binds every listener; errors name the listener.
+/// Binds every listener; errors name the listener. Sockets passed by
+/// systemd socket activation (`activation.rs`) serve the listeners whose
+/// address or path they hold instead of a new bind; a passed socket that no
+/// listener names stops start-up.
 pub async fn bind_all(specs: &[ListenerSpec]) -> anyhow::Result<Vec<Bound>> {
+    let mut passed = activation::Passed::take()?;
     let mut bound = Vec::with_capacity(specs.len());
     for spec in specs {
-        bound.push(spec.bind().await?);
+        match passed.adopt(spec)? {
+            Some(adopted) => {
+                tracing::info!("serving a socket passed by systemd (LISTEN_FDS)");
+                bound.push(adopted);
+            }
+            None => bound.push(spec.bind().await?),
+        }
+    }
+    if let Some(left) = passed.left_over() {
+        anyhow::bail!(
+            "socket activation passed {left}, which no listener names: add it with --listen or \
+             [[listeners]] (with its TLS settings) so the broker knows how to serve it"
+        );
     }
     Ok(bound)
 }
@@ -215,14 +242,14 @@ async fn accept_loop(
                     }
                 }
             }),
-            Bound::Tls(l, acceptor) => l.accept().await.map(|(stream, addr)| {
+            Bound::Tls(l, reloader) => l.accept().await.map(|(stream, addr)| {
                 let _ = stream.set_nodelay(true);
                 let source = Source::Ip(addr.ip());
                 // The slot is taken before the handshake, which runs in its
                 // own task so that a slow client never holds up this loop.
                 if let Some(permit) = admit(&gate, &source) {
                     tokio::spawn(handshake(
-                        acceptor.clone(),
+                        reloader.acceptor(),
                         stream,
                         addr,
                         source,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::{Bound, tls};
+use super::{Bound, TlsReloader};
 
 /// TLS material of a TCP listener.
 #[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
@@ -153,12 +153,12 @@ impl ListenerSpec {
                 addr,
                 tls: Some(settings),
             } => {
-                let acceptor =
-                    tls::acceptor(settings).with_context(|| format!("TLS listener {addr}"))?;
+                let reloader = TlsReloader::load(format!("{addr} (tls)"), settings.clone())
+                    .with_context(|| format!("TLS listener {addr}"))?;
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
-                Ok(Bound::Tls(listener, acceptor))
+                Ok(Bound::Tls(listener, reloader))
             }
             ListenerSpec::Unix { path, mode } => bind_unix(path, *mode).await,
         }

@@ -10,9 +10,10 @@ use rustls::server::WebPkiClientVerifier;
 use super::{ClientAuth, TlsSettings};
 use crate::caller::{CertName, Identity};
 
-/// A TLS acceptor from PEM files; with `client_ca`, client certificates are
-/// required unless the listener opts out with `client_auth = "optional"`.
-pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+/// A TLS server config from PEM files; with `client_ca`, client certificates
+/// are required unless the listener opts out with `client_auth = "optional"`.
+/// Built whole or not at all (`reload.rs` relies on it).
+pub fn server_config(settings: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&settings.cert)
         .with_context(|| format!("cannot read certificate {}", settings.cert.display()))?
         .collect::<Result<_, _>>()
@@ -61,7 +62,7 @@ pub fn acceptor(settings: &TlsSettings) -> anyhow::Result<tokio_rustls::TlsAccep
         .with_single_cert(certs, key)
         .context("certificate and key do not match")?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// The identity of a TLS client: every name of its verified certificate
