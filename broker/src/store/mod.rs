@@ -11,6 +11,7 @@
 //! [`BlockingStore`].
 
 mod blocking;
+mod manifest;
 #[cfg(test)]
 mod memory;
 pub(crate) mod record;
@@ -21,6 +22,8 @@ pub(crate) use crate::seal;
 mod seal_props;
 pub mod sled_store;
 pub mod vault;
+#[cfg(test)]
+mod vault_props;
 
 pub use blocking::BlockingStore;
 pub use sled_store::SledStore;
