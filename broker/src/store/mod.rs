@@ -11,7 +11,6 @@
 //! [`BlockingStore`].
 
 mod blocking;
-mod manifest;
 #[cfg(test)]
 mod memory;
 pub(crate) mod record;

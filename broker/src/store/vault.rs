@@ -48,13 +48,16 @@ use arc_swap::ArcSwap;
 use hmac::Mac as _;
 use imbl::OrdMap;
 
-use super::manifest::{self, Manifest};
 use super::seal::{self, OpenError, RecordKind};
 use super::{Cas, ChangeFeed, Store, StoreError, Versioned, record};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::master_key::{KeyId, MasterKey, Purpose};
 use crate::state_file::StateFile;
+
+mod manifest;
+
+use manifest::Manifest;
 
 /// Store keys of credential records (a keyed hash of the name follows).
 pub const CREDENTIAL_PREFIX: &str = "c/";

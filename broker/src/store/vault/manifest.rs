@@ -29,10 +29,11 @@ use std::ops::Bound;
 
 use imbl::OrdMap;
 
-use super::seal::{self, RecordKind};
-use super::{Cas, Store, StoreError, Versioned};
+use super::CREDENTIAL_PREFIX;
 use crate::error::Error;
 use crate::master_key::MasterKey;
+use crate::seal::{self, RecordKind};
+use crate::store::{Cas, Store, StoreError, Versioned};
 
 /// The top record's store key (the first format's manifest lived here too).
 pub const TOP: &str = "meta/manifest";
@@ -47,7 +48,7 @@ const ATTEMPTS: usize = 16;
 /// The bucket of a credential's store key (`c/<hex>`).
 pub fn bucket_of(store_key: &str) -> usize {
     store_key
-        .strip_prefix(super::vault::CREDENTIAL_PREFIX)
+        .strip_prefix(CREDENTIAL_PREFIX)
         .and_then(|hash| hash.get(..2))
         .and_then(|hex| usize::from_str_radix(hex, 16).ok())
         .unwrap_or(0)
@@ -58,7 +59,7 @@ fn bucket_key(bucket: usize) -> String {
 }
 
 fn bucket_prefix(bucket: usize) -> String {
-    format!("{}{bucket:02x}", super::vault::CREDENTIAL_PREFIX)
+    format!("{}{bucket:02x}", CREDENTIAL_PREFIX)
 }
 
 /// A bucket as this process last read or wrote it.
@@ -429,7 +430,7 @@ pub async fn write_all(
         let expected = existing.get(&store_key).copied().unwrap_or(0);
         let bucket = bucket_of(&format!(
             "{}{}",
-            super::vault::CREDENTIAL_PREFIX,
+            CREDENTIAL_PREFIX,
             &store_key[BUCKET_PREFIX.len()..]
         ));
         match store.compare_and_swap(&store_key, expected, sealed).await? {
