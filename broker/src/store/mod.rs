@@ -21,6 +21,8 @@ pub(crate) use crate::seal;
 mod seal_props;
 pub mod sled_store;
 pub mod vault;
+#[cfg(test)]
+mod vault_props;
 
 pub use blocking::BlockingStore;
 pub use sled_store::SledStore;

@@ -3,7 +3,9 @@
 //! Reads are lock-free (an [`ArcSwap`] of an immutable index), so the hot
 //! paths (GetBearer, MintAccessToken) never wait on a write. Writes are
 //! serialised, sealed, made durable in the store, and only then published in
-//! the index. A replaced or deleted credential is a different (or absent)
+//! the index. The index's maps are persistent ([`imbl::OrdMap`]): a write
+//! publishes a new index sharing all but O(log n) nodes with the old one,
+//! so a write costs O(log n) and loading n credentials O(n log n) (issue 20). A replaced or deleted credential is a different (or absent)
 //! `Arc`, which is how caches built on a credential notice the change.
 //!
 //! Several replicas may share one store (a storage plugin such as
@@ -18,8 +20,11 @@
 //! HMAC-SHA256 of its name under the master key's name-hash subkey; the name
 //! is sealed inside. Each record is sealed (see [`seal`]) with its kind and a
 //! *record version* in the authenticated header. The sealed *manifest*
-//! (`meta/manifest`) maps every store key to its record version and carries
-//! the store's *generation* (the highest record version committed). A record
+//! maps every store key to its record version and carries the store's
+//! *generation* (the highest record version committed). It is sharded (see
+//! [`manifest`]): 256 buckets `meta/manifest/<xx>` by store-key prefix and a
+//! top record `meta/manifest` with the generation and each bucket's version,
+//! so a write rewrites one bucket and the top (issue 20). A record
 //! is served only if its version is at least the manifest's entry for it, or
 //! (when the manifest has no entry) above the manifest's generation (a write
 //! whose manifest update a crash cut off); so a single replayed record, or a
@@ -28,17 +33,20 @@
 //! is older (a whole-store rollback) is refused at start-up unless
 //! `--accept-rollback` is given.
 //!
-//! A put writes the record, then the manifest, then the state file; a delete
-//! writes the manifest first, then removes the record. Records of the first
+//! A put writes the record, then the manifest (bucket, then top), then the
+//! state file; a delete writes the manifest first, then removes the record.
+//! A manifest of the first format (one record) is rewritten as buckets when
+//! the vault opens, after the rollback check. Records of the first
 //! format (`credential/<name>`, sealed under the master key itself) are
 //! migrated when the vault opens.
 
-use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hmac::Mac as _;
+use imbl::OrdMap;
 
 use super::seal::{self, OpenError, RecordKind};
 use super::{Cas, ChangeFeed, Store, StoreError, Versioned, record};
@@ -47,12 +55,15 @@ use crate::error::Error;
 use crate::master_key::{KeyId, MasterKey, Purpose};
 use crate::state_file::StateFile;
 
+mod manifest;
+
+use manifest::Manifest;
+
 /// Store keys of credential records (a keyed hash of the name follows).
 pub const CREDENTIAL_PREFIX: &str = "c/";
 /// Store keys of the first format (the name in clear), migrated on open.
 const LEGACY_PREFIX: &str = "credential/";
 const KEY_CHECK: &str = "meta/key-check";
-const MANIFEST: &str = "meta/manifest";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"twilio-broker master key check v1";
 
 /// How many times a put tries before giving up on a record other replicas
@@ -134,71 +145,13 @@ pub struct VaultOptions {
     pub accept_rollback: bool,
 }
 
-/// Every record's version and the store's generation, sealed at [`MANIFEST`].
-#[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Manifest {
-    /// The highest record version committed.
-    generation: u64,
-    /// Store key → record version.
-    records: BTreeMap<String, u64>,
-}
-
-impl Manifest {
-    /// Why a record at `store_key` of `version` may not be served, if so.
-    fn refusal(&self, store_key: &str, version: u64) -> Option<String> {
-        match self.records.get(store_key) {
-            Some(&committed) if version < committed => Some(format!(
-                "an older version of the record was put back (version {version}, the store's \
-                 manifest says {committed}): replay refused"
-            )),
-            Some(_) => None,
-            None if version <= self.generation => Some(format!(
-                "the record (version {version}) is not in the store's manifest (generation {}): \
-                 a deleted record was put back; replay refused",
-                self.generation
-            )),
-            None => None,
-        }
-    }
-}
-
-fn seal_manifest(key: &MasterKey, manifest: &Manifest) -> Vec<u8> {
-    let plain = zeroize::Zeroizing::new(serde_json::to_vec(manifest).unwrap_or_default());
-    seal::seal_record(
-        key,
-        MANIFEST,
-        RecordKind::Manifest,
-        manifest.generation,
-        &plain,
-    )
-}
-
-/// A manifest that does not open at start-up: the daemon refuses to start.
+/// A manifest that does not open (or is refused) at start-up: the daemon
+/// refuses to start.
 fn damaged_manifest(err: StoreError) -> VaultError {
     match err {
         StoreError::Unsealable { reason, .. } => VaultError::DamagedManifest(reason),
         other => VaultError::Store(other),
     }
-}
-
-/// Opens the sealed manifest; [`StoreError::Unsealable`] says why it does not.
-fn open_manifest(key: &MasterKey, sealed: &[u8]) -> Result<Manifest, StoreError> {
-    let unsealable = |reason: String| StoreError::Unsealable {
-        key: MANIFEST.into(),
-        reason,
-    };
-    let opened = seal::open_record(key, MANIFEST, sealed).map_err(|e| unsealable(e.to_string()))?;
-    if opened.kind != RecordKind::Manifest {
-        return Err(unsealable("the manifest record is of another kind".into()));
-    }
-    let manifest: Manifest = serde_json::from_slice(&opened.plaintext)
-        .map_err(|e| unsealable(format!("the manifest does not parse: {e}")))?;
-    if manifest.generation != opened.version {
-        return Err(unsealable(
-            "the manifest's generation does not match its header".into(),
-        ));
-    }
-    Ok(manifest)
 }
 
 /// What the index knows of one stored record.
@@ -214,17 +167,20 @@ struct Entry {
 
 /// The in-memory view: every readable credential, and the records that could
 /// not be opened or were refused (never served).
+///
+/// Invariant: cloning an index is O(1) (every map is a persistent
+/// [`OrdMap`]), so [`Vault::publish`] costs O(log n) per change.
 #[derive(Default, Clone)]
 struct Index {
-    credentials: BTreeMap<String, Arc<Credential>>,
+    /// Name → credential, ordered by name (ListCredentials pages by range).
+    credentials: OrdMap<String, Arc<Credential>>,
     /// Store key → why its record is not served.
-    unreadable: BTreeMap<String, String>,
+    unreadable: OrdMap<String, String>,
     /// Store key → what was read there, readable or not: a re-read opens only
     /// records whose store version changed, and a put swaps against it.
-    entries: BTreeMap<String, Entry>,
-    /// The manifest last read or written, and its store version.
+    entries: OrdMap<String, Entry>,
+    /// The manifest last read or written (with its store versions).
     manifest: Manifest,
-    manifest_version: u64,
     /// The highest record version seen (the next put takes one above).
     high: u64,
 }
@@ -308,14 +264,10 @@ impl Vault {
         options: VaultOptions,
     ) -> Result<Self, VaultError> {
         check_master_key(store.as_ref(), &key).await?;
-        migrate_legacy(store.as_ref(), &key).await?;
-        let (manifest, manifest_version) = match store.get(MANIFEST).await? {
-            Some(stored) => (
-                open_manifest(&key, &stored.value).map_err(damaged_manifest)?,
-                stored.version,
-            ),
-            None => (Manifest::default(), 0),
-        };
+        let manifest = manifest::load(store.as_ref(), &key)
+            .await
+            .map_err(damaged_manifest)?;
+        let mut manifest = migrate_legacy(store.as_ref(), &key, manifest).await?;
         if let Some(state) = &options.state_file {
             let mark = state.store_generation();
             if manifest.generation < mark {
@@ -336,10 +288,22 @@ impl Vault {
                 state.set_store_generation(manifest.generation, false)?;
             }
         }
+        // Only after the rollback check: the rewrite raises the generation.
+        if manifest.first_format {
+            manifest =
+                manifest::write_all(store.as_ref(), &key, &manifest, manifest.generation + 1)
+                    .await?;
+            tracing::info!(
+                generation = manifest.generation,
+                "rewrote the store's manifest in sharded buckets (one write now rewrites one bucket)"
+            );
+            if let Some(state) = &options.state_file {
+                state.set_store_generation(manifest.generation, false)?;
+            }
+        }
         let mut index = Index {
             high: manifest.generation,
             manifest,
-            manifest_version,
             ..Index::default()
         };
         for (store_key, stored) in store.list(CREDENTIAL_PREFIX).await? {
@@ -387,6 +351,29 @@ impl Vault {
     /// Every readable credential, ordered by name.
     pub fn list(&self) -> Vec<Arc<Credential>> {
         self.index.load().credentials.values().cloned().collect()
+    }
+
+    /// Up to `limit` credentials named after `after` (from the first when
+    /// `None`) that `keep` accepts, ordered by name, read from one snapshot
+    /// of the index without waiting on writers. Costs O(log n) to find the
+    /// start plus the credentials looked at, so a page of a large store
+    /// does not copy the store.
+    pub fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&Credential) -> bool,
+    ) -> Vec<Arc<Credential>> {
+        let index = self.index.load();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        index
+            .credentials
+            .range::<_, str>((start, Bound::Unbounded))
+            .map(|(_, credential)| credential)
+            .filter(|credential| keep(credential))
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// How many credentials are served.
@@ -474,55 +461,28 @@ impl Vault {
     /// replica changed the manifest), applies the change to theirs.
     async fn commit_manifest(&self, store_key: &str, version: Option<u64>) -> Result<(), Error> {
         let index = self.index.load();
-        let (mut manifest, mut expected) = (index.manifest.clone(), index.manifest_version);
-        for _ in 0..PUT_ATTEMPTS {
-            let mut next = manifest.clone();
-            match version {
-                Some(version) => {
-                    next.records.insert(store_key.to_owned(), version);
-                    next.generation = next.generation.max(version);
+        let next = manifest::commit(
+            self.store.as_ref(),
+            &self.key,
+            &index.manifest,
+            index.high,
+            store_key,
+            version,
+        )
+        .await?;
+        let generation = next.generation;
+        self.publish(|index| {
+            index.high = index.high.max(generation);
+            index.manifest = next;
+        });
+        if let Some(state) = &self.state_file {
+            state.set_store_generation(generation, false).map_err(|e| {
+                Error::StorageUnavailable {
+                    detail: e.to_string(),
                 }
-                None => {
-                    next.records.remove(store_key);
-                    next.generation = next.generation.max(index.high) + 1;
-                }
-            }
-            let sealed = seal_manifest(&self.key, &next);
-            match self
-                .store
-                .compare_and_swap(MANIFEST, expected, sealed)
-                .await?
-            {
-                Cas::Swapped {
-                    version: manifest_version,
-                } => {
-                    let generation = next.generation;
-                    self.publish(|index| {
-                        index.high = index.high.max(generation);
-                        index.manifest = next;
-                        index.manifest_version = manifest_version;
-                    });
-                    if let Some(state) = &self.state_file {
-                        state.set_store_generation(generation, false).map_err(|e| {
-                            Error::StorageUnavailable {
-                                detail: e.to_string(),
-                            }
-                        })?;
-                    }
-                    return Ok(());
-                }
-                Cas::Conflict { .. } => {
-                    let stored = self.store.get(MANIFEST).await?;
-                    (manifest, expected) = match stored {
-                        Some(stored) => (open_manifest(&self.key, &stored.value)?, stored.version),
-                        None => (Manifest::default(), 0),
-                    };
-                }
-            }
+            })?;
         }
-        Err(Error::ConcurrentChange {
-            what: "the store's manifest".into(),
-        })
+        Ok(())
     }
 
     /// Re-reads the store and serves what it holds now, opening only records
@@ -535,13 +495,15 @@ impl Vault {
 
     async fn reread_locked(&self) -> Result<usize, StoreError> {
         let current = self.index.load();
-        let (manifest, manifest_version) = match self.store.get(MANIFEST).await? {
-            Some(stored) if stored.version == current.manifest_version => {
-                (current.manifest.clone(), stored.version)
-            }
-            Some(stored) => (open_manifest(&self.key, &stored.value)?, stored.version),
-            None => (Manifest::default(), 0),
-        };
+        let mut manifest = current.manifest.clone();
+        let top = self.store.get(manifest::TOP).await?;
+        match &top {
+            Some(stored) if stored.version == manifest.top_version => {}
+            Some(stored) => manifest.adopt_top(&self.key, stored)?,
+            None => manifest = Manifest::default(),
+        }
+        // Only buckets the top lists newer than held are read again.
+        let buckets_read = manifest.refresh(self.store.as_ref(), &self.key).await?;
         if manifest.generation < current.manifest.generation {
             return Err(StoreError::Backend(format!(
                 "the store was rolled back while running (generation {} < {}); \
@@ -549,48 +511,47 @@ impl Vault {
                 manifest.generation, current.manifest.generation
             )));
         }
-        let manifest_changed = manifest_version != current.manifest_version;
+        let manifest_changed =
+            manifest.top_version != current.manifest.top_version || buckets_read > 0;
         let listed = self.store.list(CREDENTIAL_PREFIX).await?;
+        // Start from the current index (an O(1) clone) and change only the
+        // records whose store version changed, or whose verdict a new
+        // manifest may change: O(changes · log n) beyond the listing.
         let mut next = Index {
             high: current.high.max(manifest.generation),
             manifest,
-            manifest_version,
-            ..Index::default()
+            ..Index::clone(&current)
         };
         let mut changed = 0;
         for (store_key, stored) in &listed {
-            match current.entries.get(store_key) {
-                Some(entry)
-                    if entry.store_version == stored.version
-                        && !(manifest_changed && current.unreadable.contains_key(store_key))
-                        && (!manifest_changed
+            let unchanged = current.entries.get(store_key).is_some_and(|entry| {
+                entry.store_version == stored.version
+                    && !(manifest_changed
+                        && (current.unreadable.contains_key(store_key)
                             || next
                                 .manifest
                                 .refusal(store_key, entry.record_version)
-                                .is_none()) =>
-                {
-                    next.entries.insert(store_key.clone(), entry.clone());
-                    if let Some(name) = &entry.name
-                        && let Some(credential) = current.credentials.get(name)
-                    {
-                        next.credentials
-                            .insert(name.clone(), Arc::clone(credential));
-                    }
-                    if let Some(reason) = current.unreadable.get(store_key) {
-                        next.unreadable.insert(store_key.clone(), reason.clone());
-                    }
-                }
-                _ => {
-                    changed += 1;
-                    next.insert_record(&self.key, store_key, stored);
-                }
+                                .is_some()))
+            });
+            if !unchanged {
+                changed += 1;
+                next.insert_record(&self.key, store_key, stored);
             }
         }
-        changed += current
-            .entries
-            .keys()
-            .filter(|k| !next.entries.contains_key(*k))
-            .count();
+        if listed.len() != next.entries.len() {
+            let present: std::collections::HashSet<&str> =
+                listed.iter().map(|(k, _)| k.as_str()).collect();
+            let gone: Vec<String> = next
+                .entries
+                .keys()
+                .filter(|k| !present.contains(k.as_str()))
+                .cloned()
+                .collect();
+            changed += gone.len();
+            for store_key in gone {
+                next.remove_record(&store_key);
+            }
+        }
         let generation = next.manifest.generation;
         if changed > 0 || manifest_changed {
             if changed > 0 {
@@ -665,6 +626,9 @@ impl Vault {
         Ok(existing)
     }
 
+    /// Publishes `change` applied to the current index. Callers hold the
+    /// write lock, so no change is lost between the load and the store; the
+    /// clone is O(1) (persistent maps) and `change` O(log n).
     fn publish(&self, change: impl FnOnce(&mut Index)) {
         let mut next = Index::clone(&self.index.load());
         change(&mut next);
@@ -672,7 +636,7 @@ impl Vault {
     }
 
     /// Every sealed entry of the store as it would be written under `key`:
-    /// the key check, the manifest (one generation up) and every credential
+    /// the key check, the manifest's buckets and top (one generation up) and every credential
     /// at its record version. Refuses if any record cannot be opened.
     fn resealed(&self, key: &MasterKey) -> Result<Resealed, Error> {
         let index = self.index.load();
@@ -683,10 +647,7 @@ impl Vault {
             });
         }
         let generation = index.high.max(index.manifest.generation) + 1;
-        let mut manifest = Manifest {
-            generation,
-            records: BTreeMap::new(),
-        };
+        let mut records = OrdMap::new();
         let mut entries = vec![(
             KEY_CHECK.to_owned(),
             seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT),
@@ -707,12 +668,10 @@ impl Vault {
                 entry.record_version,
                 &record::encode(credential),
             );
-            manifest
-                .records
-                .insert(store_key.clone(), entry.record_version);
+            records.insert(store_key.clone(), entry.record_version);
             entries.push((store_key, sealed));
         }
-        entries.push((MANIFEST.to_owned(), seal_manifest(key, &manifest)));
+        entries.extend(manifest::sealed_all(key, &records, generation));
         Ok((entries, generation))
     }
 
@@ -723,7 +682,10 @@ impl Vault {
     pub async fn rekey(&self, new_key: &MasterKey) -> Result<usize, Error> {
         let _writer = self.write_lock.lock().await;
         let (entries, generation) = self.resealed(new_key)?;
-        let count = entries.len() - 2;
+        let count = entries
+            .iter()
+            .filter(|(k, _)| k.starts_with(CREDENTIAL_PREFIX))
+            .count();
         self.store.replace_all("", entries).await?;
         self.raise_mark(generation)?;
         Ok(count)
@@ -754,18 +716,15 @@ impl Vault {
 /// sealed again at a hashed key with a fresh version, recorded in the
 /// manifest, and only then removed. A record of the first format that does
 /// not open is left in place (and logged): it was never served either.
-async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultError> {
+async fn migrate_legacy(
+    store: &dyn Store,
+    key: &MasterKey,
+    mut manifest: Manifest,
+) -> Result<Manifest, VaultError> {
     let legacy = store.list(LEGACY_PREFIX).await?;
     if legacy.is_empty() {
-        return Ok(());
+        return Ok(manifest);
     }
-    let (mut manifest, manifest_version) = match store.get(MANIFEST).await? {
-        Some(stored) => (
-            open_manifest(key, &stored.value).map_err(damaged_manifest)?,
-            stored.version,
-        ),
-        None => (Manifest::default(), 0),
-    };
     let mut moved = Vec::new();
     for (old_key, stored) in &legacy {
         let credential = seal::open_record(key, old_key, &stored.value)
@@ -805,19 +764,10 @@ async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultE
         moved.push(old_key.clone());
     }
     if moved.is_empty() {
-        return Ok(());
+        return Ok(manifest);
     }
-    match store
-        .compare_and_swap(MANIFEST, manifest_version, seal_manifest(key, &manifest))
-        .await?
-    {
-        Cas::Swapped { .. } => {}
-        Cas::Conflict { .. } => {
-            return Err(VaultError::Store(StoreError::Unavailable(
-                "another broker is migrating the same store; start again".into(),
-            )));
-        }
-    }
+    let generation = manifest.generation;
+    let manifest = manifest::write_all(store, key, &manifest, generation).await?;
     store
         .put(KEY_CHECK, seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT))
         .await?;
@@ -829,7 +779,7 @@ async fn migrate_legacy(store: &dyn Store, key: &MasterKey) -> Result<(), VaultE
         "migrated credential records to the current format (hashed names, versioned); \
          run `twilio-broker compact` (broker stopped) to drop the old format's bytes from the data directory"
     );
-    Ok(())
+    Ok(manifest)
 }
 
 /// Checks `key` against the store's key-check record, writing one (with
@@ -873,6 +823,7 @@ pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::SystemTime;
 
     use super::*;
