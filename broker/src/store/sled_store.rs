@@ -54,6 +54,23 @@ fn decode(stored: &[u8]) -> Result<Versioned, StoreError> {
 }
 
 impl SledStore {
+    /// Opens `dir` again in the same process (tests): sled's background
+    /// threads of a store just dropped can hold the directory's lock for a
+    /// moment, so a lock conflict is retried for up to five seconds.
+    #[cfg(test)]
+    pub(crate) fn reopen(dir: &Path) -> Self {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Self::open(dir) {
+                Ok(store) => return store,
+                Err(StoreError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(err) => panic!("cannot reopen {}: {err}", dir.display()),
+            }
+        }
+    }
+
     /// Opens (or creates) the store in `dir`. One process at a time.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -247,13 +264,13 @@ mod tests {
                 .expect("insert");
             db.flush().expect("flush");
             drop(db);
-            let store = SledStore::open(dir.path()).expect("open migrates");
+            let store = SledStore::reopen(dir.path());
             store
                 .put("credential/new", b"n".to_vec())
                 .await
                 .expect("put")
         };
-        let store = SledStore::open(dir.path()).expect("reopen");
+        let store = SledStore::reopen(dir.path());
         let old = store
             .get("credential/old")
             .await

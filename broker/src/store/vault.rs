@@ -859,7 +859,7 @@ mod tests {
                 Err(Error::CredentialNotFound { .. })
             ));
         }
-        let store = Arc::new(SledStore::open(dir.path()).expect("reopen"));
+        let store = Arc::new(SledStore::reopen(dir.path()));
         let vault = Vault::open(store, key).await.expect("vault");
         let names: Vec<_> = vault.list().iter().map(|c| c.name.clone()).collect();
         assert_eq!(names, ["a"]);
@@ -876,7 +876,7 @@ mod tests {
             vault.put(oauth("a")).await.expect("put");
             assert_eq!(vault.rekey(&new).await.expect("rekey"), 1);
         }
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("reopen"));
+        let store: Arc<dyn Store> = Arc::new(SledStore::reopen(dir.path()));
         match Vault::open(Arc::clone(&store), old).await {
             Err(VaultError::WrongMasterKey { .. }) => {}
             Err(other) => panic!("unexpected error {other}"),
@@ -1154,7 +1154,7 @@ mod tests {
                 .await
                 .expect("check v1");
         }
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
+        let store: Arc<dyn Store> = Arc::new(SledStore::reopen(dir.path()));
         let vault = Vault::open(Arc::clone(&store), key.clone())
             .await
             .expect("migrates");
