@@ -135,6 +135,7 @@ fn main() {
                     key_sid: KEY.into(),
                     secret: SECRET.into(),
                     key_type: KeyType::Standard,
+                    lifecycle: Default::default(),
                 },
             })
             .await

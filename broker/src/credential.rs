@@ -86,6 +86,10 @@ pub enum Secret {
         secret: SealedSecret,
         /// Main, Standard or Restricted.
         key_type: KeyType,
+        /// Manager, minted lifetimes and a rotation in progress (issue 18).
+        /// Kept beside the key it describes, so every stored record of
+        /// other kinds reads and writes exactly as before.
+        lifecycle: Lifecycle,
     },
     /// An OAuth app's client credentials.
     OAuthClient {
@@ -149,6 +153,80 @@ pub struct Credential {
     pub updated_at: SystemTime,
     /// The kind-specific, secret-bearing part.
     pub secret: Secret,
+}
+
+/// What the broker keeps about an API key besides its secret, for
+/// rotation (issue 18). The default (no manager, nothing minted, no
+/// rotation) is what every credential stored before issue 18 reads as.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    /// The stored credential (a Main key or the Auth Token of the same
+    /// account) that creates and deletes this credential's keys at Twilio.
+    pub manager: Option<String>,
+    /// The longest lifetime of an Access Token minted with the current key,
+    /// as recorded in the store (written with each rotation step).
+    pub recorded_max_ttl_seconds: u64,
+    /// The longest lifetime minted with this stored version since it was
+    /// loaded: raised by every mint without a lock (the minting invariant).
+    pub minted: MintedTtl,
+    /// A rotation that has not finished, so a restart can finish it.
+    pub rotation: Option<Rotation>,
+}
+
+impl Lifecycle {
+    /// The longest lifetime known to be minted with the current key.
+    pub fn max_ttl_seconds(&self) -> u64 {
+        self.recorded_max_ttl_seconds.max(self.minted.get())
+    }
+}
+
+/// The longest TTL minted with one stored version of a credential: an
+/// atomic maximum, so minting stays lock-free. Cloning copies the value.
+#[derive(Debug, Default)]
+pub struct MintedTtl(std::sync::atomic::AtomicU64);
+
+impl MintedTtl {
+    /// Raises the maximum to `seconds`.
+    pub fn note(&self, seconds: u64) {
+        self.0
+            .fetch_max(seconds, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// The maximum so far (0: nothing minted).
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clone for MintedTtl {
+    fn clone(&self) -> Self {
+        MintedTtl(std::sync::atomic::AtomicU64::new(self.get()))
+    }
+}
+
+/// Where an unfinished rotation stands, as the sealed record says.
+///
+/// **Invariant:** the record names a step before the step's Twilio call
+/// can leave something behind: `Creating` is stored before the key is
+/// created, `Retiring` (new key current, old key kept) in the same write
+/// that makes the new key current. A start-up therefore always knows both
+/// keys, or knows that a created key may be orphaned and reports it.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// A new key is being created at Twilio under this friendly name; the
+    /// current key is still the old one. Found at start-up, the rotation is
+    /// rolled back (the marker cleared) and the possible orphan reported.
+    Creating {
+        /// The `FriendlyName` the new key gets at Twilio.
+        friendly_name: String,
+    },
+    /// The new key is current; the previous one stays alive until
+    /// `delete_after`, then is deleted at Twilio and forgotten.
+    Retiring {
+        /// The previous key (`Secret::ApiKey`).
+        previous: Box<Secret>,
+        /// When every token minted with it has expired.
+        delete_after: SystemTime,
+    },
 }
 
 impl Credential {
@@ -306,6 +384,7 @@ mod tests {
                 key_sid: key_sid.into(),
                 secret: SealedSecret::from(secret),
                 key_type: KeyType::Standard,
+                lifecycle: Default::default(),
             },
         }
     }

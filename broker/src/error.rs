@@ -202,6 +202,66 @@ pub enum Error {
         /// What failed (no secret).
         detail: String,
     },
+    /// An `api_key` credential names a manager that cannot manage its keys:
+    /// not stored, not a Main key or an Auth Token, or of another account.
+    #[error(
+        "credential {credential:?} cannot use {manager:?} as its manager: {detail}. A manager \
+         must be a stored Main key or Auth Token of the same account"
+    )]
+    ManagerUnusable {
+        /// The credential naming the manager.
+        credential: String,
+        /// The manager's name.
+        manager: String,
+        /// Why (no secret).
+        detail: String,
+    },
+    /// The credential cannot be rotated as asked (no manager, a Main key, a
+    /// kind the broker does not rotate, or a rotation already running).
+    #[error("credential {credential:?} cannot be rotated now: {detail}")]
+    NotRotatable {
+        /// The credential's name.
+        credential: String,
+        /// Why, and what to do (no secret).
+        detail: String,
+    },
+    /// Twilio refused a rotation step (401/403/404/400): the rotation
+    /// stopped with the current key unchanged or the previous key still
+    /// alive, as `detail` says; retrying after fixing the manager works.
+    #[error(
+        "the rotation of credential {credential:?} stopped: Twilio refused {step} \
+         (HTTP {http_status}{}): {detail}",
+        twilio_code.map(|c| format!(", error {c}")).unwrap_or_default()
+    )]
+    RotationRefused {
+        /// The credential's name.
+        credential: String,
+        /// The step Twilio refused and what state it left (no secret).
+        step: String,
+        /// The HTTP status.
+        http_status: u16,
+        /// Twilio's error code, when it sent one.
+        twilio_code: Option<u64>,
+        /// Twilio's message, scrubbed, and what to do.
+        detail: String,
+    },
+    /// Twilio rate-limited a rotation step (429 / 20429) or could not be
+    /// reached: the rotation stopped in a known state; retry after the delay.
+    #[error(
+        "the rotation of credential {credential:?} stopped: {step}: Twilio {detail}; nothing \
+         was half-applied, retry `credential rotate` in {}",
+        in_words(*retry_after)
+    )]
+    RotationUnavailable {
+        /// The credential's name.
+        credential: String,
+        /// The step that failed and what state it left (no secret).
+        step: String,
+        /// What failed (no secret).
+        detail: String,
+        /// When a retry may succeed, when Twilio said.
+        retry_after: Option<Duration>,
+    },
     /// A bug or an unexpected failure inside the broker. Logged in full once;
     /// the caller sees only a request id.
     #[error("internal error: {0:#}")]

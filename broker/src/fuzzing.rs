@@ -176,6 +176,7 @@ mod tests {
     /// Seeds the mutator with valid messages so prost gets past the first byte.
     fn seeds() -> Vec<Vec<u8>> {
         let put = pb::PutCredentialRequest {
+            manager: String::new(),
             name: "prod-key".into(),
             labels: [("team".to_owned(), "web".to_owned())].into(),
             credential: Some(pb::put_credential_request::Credential::ApiKey(

@@ -34,6 +34,7 @@ pub(crate) mod mint;
 pub(crate) mod notify;
 pub(crate) mod policy;
 pub(crate) mod recommend;
+pub(crate) mod rotation;
 pub(crate) mod seal;
 pub(crate) mod sealed_secret;
 pub(crate) mod server;

@@ -64,6 +64,15 @@ impl State {
         self
     }
 
+    /// The same state with rotation wired to Twilio's REST hosts; resumes
+    /// unfinished rotations (call once, inside the runtime, before serving).
+    pub fn with_twilio(mut self, endpoints: crate::twilio_api::Endpoints) -> anyhow::Result<Self> {
+        let services = Arc::get_mut(&mut self.services)
+            .ok_or_else(|| anyhow::anyhow!("with_twilio must be called before serving"))?;
+        services.with_twilio(endpoints)?;
+        Ok(self)
+    }
+
     /// The same state with other connection limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

@@ -354,6 +354,7 @@ impl Fixtures {
 
     pub fn api_key(&self, name: &str, key_type: pb::KeyType) -> pb::PutCredentialRequest {
         pb::PutCredentialRequest {
+            manager: String::new(),
             name: name.into(),
             labels: Default::default(),
             credential: Some(pb::put_credential_request::Credential::ApiKey(
@@ -369,6 +370,7 @@ impl Fixtures {
 
     pub fn auth_token(&self, name: &str) -> pb::PutCredentialRequest {
         pb::PutCredentialRequest {
+            manager: String::new(),
             name: name.into(),
             labels: Default::default(),
             credential: Some(pb::put_credential_request::Credential::AuthToken(
@@ -383,6 +385,7 @@ impl Fixtures {
 
     pub fn oauth_client(&self, name: &str) -> pb::PutCredentialRequest {
         pb::PutCredentialRequest {
+            manager: String::new(),
             name: name.into(),
             labels: Default::default(),
             credential: Some(pb::put_credential_request::Credential::OauthClient(
@@ -397,6 +400,7 @@ impl Fixtures {
 
     pub fn test(&self, name: &str) -> pb::PutCredentialRequest {
         pb::PutCredentialRequest {
+            manager: String::new(),
             name: name.into(),
             labels: Default::default(),
             credential: Some(pb::put_credential_request::Credential::Test(

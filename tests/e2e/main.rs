@@ -31,6 +31,7 @@ mod plugins;
 mod recommend;
 mod resilience;
 mod rollback;
+mod rotate;
 mod rotation;
 mod service;
 mod slow;

@@ -180,6 +180,7 @@ async fn put_api_key(
         .admin()
         .await
         .put_credential(pb::PutCredentialRequest {
+            manager: String::new(),
             name: name.into(),
             labels: Default::default(),
             credential: Some(pb::put_credential_request::Credential::ApiKey(

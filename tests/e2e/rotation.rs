@@ -29,6 +29,7 @@ fn sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
 
 fn put(name: &str, account_sid: &str, primary: &str, secondary: &str) -> pb::PutCredentialRequest {
     pb::PutCredentialRequest {
+        manager: String::new(),
         name: name.into(),
         labels: Default::default(),
         credential: Some(pb::put_credential_request::Credential::AuthToken(

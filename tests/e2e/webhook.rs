@@ -21,6 +21,7 @@ const SHA256_SETTINGS: &str = "key=webhooks_sharedkey_0123456789,algorithm=HMAC_
 
 fn auth_token(name: &str, account_sid: &str, token: &str) -> pb::PutCredentialRequest {
     pb::PutCredentialRequest {
+        manager: String::new(),
         name: name.into(),
         labels: Default::default(),
         credential: Some(pb::put_credential_request::Credential::AuthToken(
@@ -359,6 +360,7 @@ async fn random_requests_get_the_same_verdict_as_twilio_python_and_node() {
         .unwrap();
     admin
         .put_credential(pb::PutCredentialRequest {
+            manager: String::new(),
             name: "test-creds".into(),
             labels: Default::default(),
             credential: Some(pb::put_credential_request::Credential::Test(

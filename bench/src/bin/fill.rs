@@ -117,6 +117,7 @@ fn main() -> anyhow::Result<()> {
                         return anyhow::Ok(());
                     }
                     let request = pb::PutCredentialRequest {
+                        manager: String::new(),
                         name: format!("fill-{n:05}"),
                         labels: [("environment".to_owned(), "production".to_owned())].into(),
                         credential: Some(pb::put_credential_request::Credential::ApiKey(

@@ -60,7 +60,8 @@ pub struct AuditEvent {
     pub expires_at: Option<String>,
     /// Time spent serving the call, in microseconds.
     pub duration_us: u64,
-    /// `intent` for the event a mutation (PutCredential, DeleteCredential)
+    /// `intent` for the event a mutation (PutCredential, DeleteCredential,
+    /// RotateCredential)
     /// records before it touches the store (its status is then `PENDING`);
     /// absent for the event recorded once the call is answered.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -100,7 +100,7 @@ const MAX_BATCH: usize = 512;
 const IDLE_FLUSH: Duration = Duration::from_millis(100);
 
 /// RPCs that change the store: an intent event is recorded before they do.
-pub const MUTATIONS: [&str; 2] = ["PutCredential", "DeleteCredential"];
+pub const MUTATIONS: [&str; 3] = ["PutCredential", "DeleteCredential", "RotateCredential"];
 
 fn unavailable(reason: &str) -> Error {
     metrics::counter!("twilio_broker_audit_failures_total").increment(1);

@@ -437,6 +437,7 @@ async fn other_kinds_and_unknown_names_are_refused() {
             key_sid: "SK0123456789abcdef0123456789abcdef".into(),
             secret: crate::credential::SealedSecret::from("s3cr3t-key"),
             key_type: KeyType::Standard,
+            lifecycle: Default::default(),
         },
         ..oauth("x")
     };

@@ -1,4 +1,4 @@
-//! `twilio-broker credential add|list|show|rm`, through the Admin API.
+//! `twilio-broker credential add|list|show|rm|rotate`, through the Admin API.
 //!
 //! Secrets come from stdin or a file, never from an argument (arguments are
 //! visible to every user of the host in the process list).
@@ -40,6 +40,20 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Rotate an API key through its manager: create a new key of the same
+    /// type at Twilio, switch to it, and delete the previous key at Twilio
+    /// after the overlap (the broker does that on its own, after restarts too).
+    Rotate {
+        /// The credential's name (an `api_key` credential with a manager).
+        name: String,
+        /// How long the previous key stays alive after the switch, in
+        /// seconds. Default: the longest lifetime of an Access Token the
+        /// broker minted with it (86400, Twilio's maximum, when unknown).
+        #[arg(long)]
+        overlap: Option<u32>,
+        #[command(flatten)]
+        addr: AddrArgs,
     },
     /// Delete a credential.
     Rm {
@@ -112,6 +126,10 @@ pub struct AddArgs {
     /// With --auth-token: read the secondary Auth Token from a file.
     #[arg(long)]
     secondary_file: Option<PathBuf>,
+    /// With --api-key: the stored Main key or Auth Token of the same account
+    /// that creates and deletes this key at Twilio (`credential rotate`).
+    #[arg(long)]
+    manager: Option<String>,
     /// A label, KEY=VALUE (repeatable), e.g. environment=production.
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
@@ -217,10 +235,14 @@ fn build_put(
             auth_token: secret.to_owned(),
         })
     };
+    if args.manager.is_some() && !args.kind.api_key {
+        anyhow::bail!("--manager goes with --api-key only");
+    }
     Ok(pb::PutCredentialRequest {
         name: args.name.clone(),
         labels: args.labels.iter().cloned().collect::<HashMap<_, _>>(),
         credential: Some(credential),
+        manager: args.manager.clone().unwrap_or_default(),
     })
 }
 
@@ -288,6 +310,35 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Rotate {
+            name,
+            overlap,
+            addr,
+        } => {
+            let mut client = AdminClient::new(addr.channel().await?);
+            let rotated = client
+                .rotate_credential(pb::RotateCredentialRequest {
+                    name: name.clone(),
+                    overlap_seconds: overlap,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let current = rotated.credential.unwrap_or_default();
+            let after = rotated
+                .previous_deleted_after
+                .map(|t| {
+                    let at = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_secs(u64::try_from(t.seconds).unwrap_or(0));
+                    humantime::format_rfc3339_seconds(at).to_string()
+                })
+                .unwrap_or_default();
+            println!(
+                "rotated {name}: now signing with {}; the previous key {} is deleted at Twilio \
+                 after {after}",
+                current.key_sid, rotated.previous_key_sid
+            );
+        }
         Command::Rm { name, addr } => {
             let mut client = AdminClient::new(addr.channel().await?);
             client
@@ -344,6 +395,16 @@ fn metadata_fields(m: &pb::CredentialMetadata) -> Vec<(&'static str, String)> {
     }
     if m.has_secondary_auth_token {
         fields.push(("secondary_auth_token", "stored".to_owned()));
+    }
+    if !m.manager.is_empty() {
+        fields.push(("manager", m.manager.clone()));
+    }
+    if !m.previous_key_sid.is_empty() {
+        fields.push(("previous_key_sid", m.previous_key_sid.clone()));
+        fields.push((
+            "previous_deleted_after",
+            time_text(m.previous_deleted_after.as_ref()),
+        ));
     }
     fields.push(("labels", labels_text(m)));
     fields.push(("created_at", time_text(m.created_at.as_ref())));

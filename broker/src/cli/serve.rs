@@ -121,7 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // `[twilio]` is checked now (https, or http to loopback only), so a bad
     // host fails at start-up rather than at the first rotation.
     let twilio = file.twilio.resolve_from_env()?;
-    tracing::debug!(?twilio, "Twilio REST hosts");
+    tracing::debug!(twilio = ?twilio, "Twilio REST hosts");
     crate::store::vault::check_master_key(store.as_ref(), &key).await?;
     let state_file = open_state_file(&settings, &key)?;
     let audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;
@@ -138,6 +138,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     file.limits.check()?;
     let state = Arc::new(
         State::new(vault, policy, audit, bearer)
+            .with_twilio(twilio)?
             .with_limits(file.limits)
             .with_shutdown_grace(settings.shutdown_grace)
             .with_store_probe(Arc::clone(&store)),

@@ -13,7 +13,7 @@ use super::convert;
 use super::guard::guarded;
 use crate::caller::Caller;
 use crate::credential;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::listing;
 use crate::policy::{Action, Rpc};
 
@@ -31,12 +31,34 @@ impl AdminApi {
 
 async fn put(
     state: &Services,
+    caller: &Caller,
     request: pb::PutCredentialRequest,
 ) -> Result<pb::PutCredentialResponse> {
     let credential = convert::credential_from_put(request, SystemTime::now())?;
     let name = credential.name.clone();
     let kind = credential.secret.kind().as_str();
-    let stored = state.vault.put(credential).await?;
+    if let credential::Secret::ApiKey { lifecycle, .. } = &credential.secret
+        && let Some(manager) = &lifecycle.manager
+    {
+        // Naming a manager lends its power (creating and deleting keys of
+        // the account) to this credential's rotations: the caller must be
+        // allowed to put the manager itself.
+        let policy = state.policy.current();
+        if !policy.permits(caller, &Action::new(Rpc::PutCredential).credential(manager)) {
+            return Err(Error::ManagerUnusable {
+                credential: name,
+                manager: manager.clone(),
+                detail: "the caller's policy does not allow PutCredential on it".into(),
+            });
+        }
+    }
+    let stored = match &state.rotator {
+        Some(rotator) => rotator.put(credential).await?,
+        None => {
+            crate::rotation::check_manager(&state.vault, &credential)?;
+            state.vault.put(credential).await?
+        }
+    };
     tracing::info!(credential = %name, kind, "credential stored");
     Ok(pb::PutCredentialResponse {
         credential: Some(convert::metadata(&stored)),
@@ -114,6 +136,30 @@ async fn delete(
     })
 }
 
+/// RotateCredential: switches to a new key and leaves the deletion of the
+/// previous one to the rotator's task.
+async fn rotate(
+    state: &Services,
+    request: pb::RotateCredentialRequest,
+) -> Result<pb::RotateCredentialResponse> {
+    credential::check_name("name", &request.name)?;
+    let Some(rotator) = &state.rotator else {
+        return Err(Error::NotRotatable {
+            credential: request.name,
+            detail: "this broker was started without Twilio's REST hosts".into(),
+        });
+    };
+    let overlap = request
+        .overlap_seconds
+        .map(|s| std::time::Duration::from_secs(u64::from(s)));
+    let rotated = rotator.rotate(&request.name, overlap).await?;
+    Ok(pb::RotateCredentialResponse {
+        credential: Some(convert::metadata(&rotated.credential)),
+        previous_key_sid: rotated.previous_key_sid,
+        previous_deleted_after: Some(convert::timestamp(rotated.delete_after)),
+    })
+}
+
 fn reload(state: &Services) -> Result<pb::ReloadPolicyResponse> {
     let loaded = state.policy.reload()?;
     Ok(pb::ReloadPolicyResponse {
@@ -129,7 +175,10 @@ impl Admin for AdminApi {
         request: Request<pb::PutCredentialRequest>,
     ) -> Result<Response<pb::PutCredentialResponse>, Status> {
         let state = &self.state;
-        guarded(state, request, |r, _| put(state, r.request)).await
+        guarded(state, request, |r, caller| async move {
+            put(state, &caller, r.request).await
+        })
+        .await
     }
 
     async fn get_credential(
@@ -157,6 +206,14 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
         let state = &self.state;
         guarded(state, request, |r, _| delete(state, r.request)).await
+    }
+
+    async fn rotate_credential(
+        &self,
+        request: Request<pb::RotateCredentialRequest>,
+    ) -> Result<Response<pb::RotateCredentialResponse>, Status> {
+        let state = &self.state;
+        guarded(state, request, |r, _| rotate(state, r.request)).await
     }
 
     async fn reload_policy(

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use twilio_broker_api::v1 as pb;
 
-use crate::credential::{self, Credential, KeyType, Kind, SealedSecret, Secret};
+use crate::credential::{
+    self, Credential, KeyType, Kind, Lifecycle, Rotation, SealedSecret, Secret,
+};
 use crate::error::{Error, Result};
 
 /// A `SystemTime` as a protobuf timestamp.
@@ -65,6 +67,12 @@ pub fn credential_from_put(
     now: SystemTime,
 ) -> Result<Credential> {
     use pb::put_credential_request::Credential as Pb;
+    if !request.manager.is_empty() && !matches!(request.credential, Some(Pb::ApiKey(_)) | None) {
+        return Err(Error::invalid(
+            "manager",
+            "is only for api_key credentials: an Auth Token manages its own account",
+        ));
+    }
     let secret = match request.credential {
         None => {
             return Err(Error::invalid(
@@ -81,6 +89,16 @@ pub fn credential_from_put(
         },
         Some(Pb::ApiKey(c)) => Secret::ApiKey {
             key_type: key_type_from_pb("api_key.key_type", c.key_type)?,
+            lifecycle: Lifecycle {
+                manager: match request.manager.as_str() {
+                    "" => None,
+                    manager => {
+                        credential::check_name("manager", manager)?;
+                        Some(request.manager.clone())
+                    }
+                },
+                ..Lifecycle::default()
+            },
             account_sid: c.account_sid,
             key_sid: c.key_sid,
             secret: secret(c.secret),
@@ -120,10 +138,23 @@ pub fn metadata(credential: &Credential) -> pb::CredentialMetadata {
     };
     match s {
         Secret::ApiKey {
-            key_sid, key_type, ..
+            key_sid,
+            key_type,
+            lifecycle,
+            ..
         } => {
             out.key_sid = key_sid.clone();
             out.key_type = key_type_to_pb(*key_type).into();
+            out.manager = lifecycle.manager.clone().unwrap_or_default();
+            if let Some(Rotation::Retiring {
+                previous,
+                delete_after,
+            }) = &lifecycle.rotation
+                && let Secret::ApiKey { key_sid, .. } = previous.as_ref()
+            {
+                out.previous_key_sid = key_sid.clone();
+                out.previous_deleted_after = Some(timestamp(*delete_after));
+            }
         }
         Secret::OAuthClient { client_id, .. } => out.client_id = client_id.clone(),
         Secret::AuthToken {

@@ -243,6 +243,17 @@ impl Describe for pb::ListCredentialsRequest {
     }
 }
 
+impl Describe for pb::RotateCredentialRequest {
+    const RPC: Rpc = Rpc::RotateCredential;
+    type Checked = Named<Self>;
+    fn named(&self) -> (&str, Option<&str>) {
+        (&self.name, None)
+    }
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "name", |r| &r.name, true)
+    }
+}
+
 impl Describe for pb::ReloadPolicyRequest {
     const RPC: Rpc = Rpc::ReloadPolicy;
     type Checked = Named<Self>;
@@ -271,6 +282,7 @@ impl Outcome for pb::MintAccessTokenResponse {
 impl Outcome for pb::RecommendResponse {}
 impl Outcome for pb::ValidateWebhookResponse {}
 impl Outcome for pb::PutCredentialResponse {}
+impl Outcome for pb::RotateCredentialResponse {}
 impl Outcome for pb::GetCredentialResponse {}
 impl Outcome for pb::ListCredentialsResponse {}
 impl Outcome for pb::DeleteCredentialResponse {}

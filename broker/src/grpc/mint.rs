@@ -36,6 +36,17 @@ pub(super) fn mint_access_token(
     checked.check_window(now)?;
     let credential = state.vault.lookup(&request.credential)?;
     let minted = state.minter.mint(&credential, checked, now)?;
+    // The longest lifetime minted with this key sets the default overlap of
+    // its rotation; an atomic maximum, so minting stays lock-free.
+    if let crate::credential::Secret::ApiKey { lifecycle, .. } = &credential.secret {
+        let issued = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ttl = u64::try_from(minted.expires_at)
+            .unwrap_or(0)
+            .saturating_sub(issued);
+        lifecycle.minted.note(ttl);
+    }
     Ok(pb::MintAccessTokenResponse {
         token: minted.token,
         expires_at: Some(prost_types::Timestamp {

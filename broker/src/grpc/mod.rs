@@ -24,7 +24,9 @@ use crate::bearer::Bearers;
 use crate::listing::PageTokens;
 use crate::mint::Minter;
 use crate::policy::PolicyEngine;
+use crate::rotation::Rotator;
 use crate::store::Vault;
+use crate::twilio_api::Endpoints;
 
 /// What the RPC handlers share: the domain services a call reaches. The edge
 /// owns it, so handlers import nothing from `server.rs` (which only wires
@@ -46,6 +48,9 @@ pub struct Services {
     bearer: Bearers,
     /// Signs and checks ListCredentials page tokens.
     page_tokens: PageTokens,
+    /// Rotates API keys through Twilio (RotateCredential) and checks
+    /// managers on PutCredential; None until [`Services::with_twilio`].
+    rotator: Option<Arc<Rotator>>,
 }
 
 impl Services {
@@ -72,7 +77,23 @@ impl Services {
             minter: Minter::new(),
             bearer,
             page_tokens: PageTokens::default(),
+            rotator: None,
         }
+    }
+
+    /// Wires rotation to Twilio's REST hosts `endpoints` and resumes every
+    /// unfinished rotation (start-up recovery). Needs a tokio runtime.
+    pub fn with_twilio(&mut self, endpoints: Endpoints) -> anyhow::Result<()> {
+        let rotator = Arc::new(Rotator::new(Arc::clone(&self.vault), endpoints)?);
+        let resuming = Arc::clone(&rotator);
+        tokio::spawn(async move {
+            let found = resuming.resume().await;
+            if found > 0 {
+                tracing::info!(rotations = found, "unfinished rotations resumed");
+            }
+        });
+        self.rotator = Some(rotator);
+        Ok(())
     }
 
     /// The policy engine (reloaded on SIGHUP, swept of idle callers).

@@ -21,6 +21,10 @@
 //! | `Denied`               | PERMISSION_DENIED   | DENIED                    | `caller`                                                   |           |
 //! | `RateLimited`          | RESOURCE_EXHAUSTED  | RATE_LIMITED              | `caller`, `retry_after_seconds`                            | yes       |
 //! | `TooManyRefusals`      | RESOURCE_EXHAUSTED  | TOO_MANY_REFUSALS         | `retry_after_seconds`                                      | yes       |
+//! | `ManagerUnusable`      | FAILED_PRECONDITION | MANAGER_UNUSABLE          | `credential`, `manager`                                    |           |
+//! | `NotRotatable`         | FAILED_PRECONDITION | NOT_ROTATABLE             | `credential`                                               |           |
+//! | `RotationRefused`      | FAILED_PRECONDITION | ROTATION_REFUSED          | `credential`, `http_status`, `twilio_code`?                |           |
+//! | `RotationUnavailable`  | UNAVAILABLE         | ROTATION_UNAVAILABLE      | `credential`, `retry_after_seconds`?                       | if known  |
 //! | `NotAudited`           | UNAVAILABLE         | NOT_AUDITED               |                                                            |           |
 //! | `ConcurrentChange`     | UNAVAILABLE         | CONCURRENT_CHANGE         |                                                            |           |
 //! | `StorageUnavailable`   | UNAVAILABLE         | STORAGE_UNAVAILABLE       |                                                            |           |
@@ -159,6 +163,37 @@ fn row(err: &Error, request_id: &str) -> Row {
         Error::TooManyRefusals { retry_after, .. } => {
             Row::new(ResourceExhausted, "TOO_MANY_REFUSALS").retry(Some(*retry_after), true)
         }
+        Error::ManagerUnusable {
+            credential,
+            manager,
+            ..
+        } => Row::new(FailedPrecondition, "MANAGER_UNUSABLE")
+            .with("credential", credential)
+            .with("manager", manager),
+        Error::NotRotatable { credential, .. } => {
+            Row::new(FailedPrecondition, "NOT_ROTATABLE").with("credential", credential)
+        }
+        Error::RotationRefused {
+            credential,
+            http_status,
+            twilio_code,
+            ..
+        } => {
+            let row = Row::new(FailedPrecondition, "ROTATION_REFUSED")
+                .with("credential", credential)
+                .with("http_status", http_status);
+            match twilio_code {
+                Some(code) => row.with("twilio_code", code),
+                None => row,
+            }
+        }
+        Error::RotationUnavailable {
+            credential,
+            retry_after,
+            ..
+        } => Row::new(Unavailable, "ROTATION_UNAVAILABLE")
+            .with("credential", credential)
+            .retry(*retry_after, true),
         Error::NotAudited { .. } => Row::new(Unavailable, "NOT_AUDITED"),
         Error::ConcurrentChange { .. } => Row::new(Unavailable, "CONCURRENT_CHANGE"),
         Error::StorageUnavailable { .. } => Row::new(Unavailable, "STORAGE_UNAVAILABLE"),
@@ -395,6 +430,56 @@ mod tests {
                 "TOO_MANY_REFUSALS",
                 &[("retry_after_seconds", "2")],
                 Some(2),
+            ),
+            (
+                Error::ManagerUnusable {
+                    credential: "c".into(),
+                    manager: "m".into(),
+                    detail: "not stored".into(),
+                },
+                Code::FailedPrecondition,
+                "MANAGER_UNUSABLE",
+                &[("credential", "c"), ("manager", "m")],
+                None,
+            ),
+            (
+                Error::NotRotatable {
+                    credential: "c".into(),
+                    detail: "Main keys are created in the Console".into(),
+                },
+                Code::FailedPrecondition,
+                "NOT_ROTATABLE",
+                &[("credential", "c")],
+                None,
+            ),
+            (
+                Error::RotationRefused {
+                    credential: "c".into(),
+                    step: "creating the new key".into(),
+                    http_status: 401,
+                    twilio_code: Some(20003),
+                    detail: "Authenticate".into(),
+                },
+                Code::FailedPrecondition,
+                "ROTATION_REFUSED",
+                &[
+                    ("credential", "c"),
+                    ("http_status", "401"),
+                    ("twilio_code", "20003"),
+                ],
+                None,
+            ),
+            (
+                Error::RotationUnavailable {
+                    credential: "c".into(),
+                    step: "creating the new key".into(),
+                    detail: "rate-limited the call".into(),
+                    retry_after: Some(secs(3)),
+                },
+                Code::Unavailable,
+                "ROTATION_UNAVAILABLE",
+                &[("credential", "c"), ("retry_after_seconds", "3")],
+                Some(3),
             ),
             (
                 Error::NotAudited {

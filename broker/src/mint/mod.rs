@@ -186,6 +186,7 @@ pub fn signing_key(credential: &Credential) -> Result<SigningKey<'_>> {
             key_sid,
             secret,
             key_type: KeyType::Main | KeyType::Standard,
+            ..
         } => Ok(SigningKey {
             account_sid,
             key_sid,

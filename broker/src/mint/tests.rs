@@ -304,6 +304,7 @@ fn api_key(key_type: KeyType) -> Credential {
             key_sid: "SKfedcba9876543210fedcba9876543210".into(),
             secret: crate::credential::SealedSecret::from("s3cr3t-value"),
             key_type,
+            lifecycle: Default::default(),
         },
     }
 }

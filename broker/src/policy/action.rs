@@ -21,11 +21,13 @@ pub enum Rpc {
     DeleteCredential,
     /// Admin/ReloadPolicy.
     ReloadPolicy,
+    /// Admin/RotateCredential.
+    RotateCredential,
 }
 
 impl Rpc {
     /// Every RPC, for validating policy files.
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 10] = [
         Rpc::GetBearer,
         Rpc::MintAccessToken,
         Rpc::Recommend,
@@ -35,6 +37,7 @@ impl Rpc {
         Rpc::ListCredentials,
         Rpc::DeleteCredential,
         Rpc::ReloadPolicy,
+        Rpc::RotateCredential,
     ];
 
     /// The method name, as written in policy files and audit events.
@@ -49,6 +52,7 @@ impl Rpc {
             Rpc::ListCredentials => "ListCredentials",
             Rpc::DeleteCredential => "DeleteCredential",
             Rpc::ReloadPolicy => "ReloadPolicy",
+            Rpc::RotateCredential => "RotateCredential",
         }
     }
 
@@ -61,6 +65,7 @@ impl Rpc {
                 | Rpc::ListCredentials
                 | Rpc::DeleteCredential
                 | Rpc::ReloadPolicy
+                | Rpc::RotateCredential
         )
     }
 

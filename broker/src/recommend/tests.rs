@@ -94,6 +94,7 @@ fn every_secret() -> Vec<Secret> {
             key_sid: "SK0123456789abcdef0123456789abcdef".into(),
             secret: token(),
             key_type,
+            lifecycle: Default::default(),
         });
     }
     out

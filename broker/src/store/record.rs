@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use crate::credential::{Credential, KeyType, Kind, SealedSecret, Secret};
+use crate::credential::{Credential, KeyType, Kind, Lifecycle, Rotation, SealedSecret, Secret};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,9 +28,35 @@ struct RecordV1<'a> {
     /// those records read and write exactly as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secondary: Option<std::borrow::Cow<'a, str>>,
+    /// An `api_key` credential's manager (issue 18); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manager: Option<std::borrow::Cow<'a, str>>,
+    /// The longest TTL minted with an `api_key` credential's current key;
+    /// absent when none is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_ttl_s: Option<u64>,
+    /// An unfinished rotation; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotation: Option<RotationRecord<'a>>,
     labels: BTreeMap<String, String>,
     created_ms: u64,
     updated_ms: u64,
+}
+
+/// The stored form of [`Rotation`]: `step` says which.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, tag = "step", rename_all = "snake_case")]
+enum RotationRecord<'a> {
+    /// The new key is being created at Twilio under this name.
+    Creating {
+        friendly_name: std::borrow::Cow<'a, str>,
+    },
+    /// The new key is current; the previous one is deleted after `delete_after_ms`.
+    Retiring {
+        previous_key_sid: std::borrow::Cow<'a, str>,
+        previous_secret: std::borrow::Cow<'a, str>,
+        delete_after_ms: u64,
+    },
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -63,8 +89,45 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
         } => Some(secondary.open()),
         _ => None,
     };
+    let lifecycle = match s {
+        Secret::ApiKey { lifecycle, .. } => Some(lifecycle),
+        _ => None,
+    };
+    // The previous key's secret, in clear only on its way to the store.
+    let previous = lifecycle.and_then(|l| match &l.rotation {
+        Some(Rotation::Retiring {
+            previous,
+            delete_after,
+        }) => match previous.as_ref() {
+            Secret::ApiKey {
+                key_sid, secret, ..
+            } => Some((key_sid.as_str(), secret.open(), *delete_after)),
+            _ => None,
+        },
+        _ => None,
+    });
+    let rotation = lifecycle.and_then(|l| match &l.rotation {
+        Some(Rotation::Creating { friendly_name }) => Some(RotationRecord::Creating {
+            friendly_name: Borrowed(friendly_name.as_str()),
+        }),
+        Some(Rotation::Retiring { .. }) => {
+            previous
+                .as_ref()
+                .map(|(sid, secret, after)| RotationRecord::Retiring {
+                    previous_key_sid: Borrowed(sid),
+                    previous_secret: Borrowed(secret.as_str()),
+                    delete_after_ms: to_ms(*after),
+                })
+        }
+        None => None,
+    });
     let record = RecordV1 {
         v: 1,
+        manager: lifecycle.and_then(|l| l.manager.as_deref().map(Borrowed)),
+        max_ttl_s: lifecycle
+            .map(Lifecycle::max_ttl_seconds)
+            .filter(|ttl| *ttl > 0),
+        rotation,
         name: Borrowed(&credential.name),
         kind: s.kind(),
         account_sid: Borrowed(s.account_sid()),
@@ -149,6 +212,34 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
                 .into_owned(),
             secret: secret_value,
             key_type: record.key_type.ok_or_else(|| missing("key_type"))?,
+            lifecycle: Lifecycle {
+                manager: record.manager.take().map(std::borrow::Cow::into_owned),
+                recorded_max_ttl_seconds: record.max_ttl_s.unwrap_or(0),
+                minted: Default::default(),
+                rotation: match record.rotation.take() {
+                    None => None,
+                    Some(RotationRecord::Creating { friendly_name }) => Some(Rotation::Creating {
+                        friendly_name: friendly_name.into_owned(),
+                    }),
+                    Some(RotationRecord::Retiring {
+                        previous_key_sid,
+                        previous_secret,
+                        delete_after_ms,
+                    }) => Some(Rotation::Retiring {
+                        previous: Box::new(Secret::ApiKey {
+                            account_sid: record.account_sid.clone().into_owned(),
+                            key_sid: previous_key_sid.into_owned(),
+                            secret: match previous_secret {
+                                std::borrow::Cow::Borrowed(text) => SealedSecret::new(text),
+                                std::borrow::Cow::Owned(text) => SealedSecret::from(text),
+                            },
+                            key_type: record.key_type.ok_or_else(|| missing("key_type"))?,
+                            lifecycle: Lifecycle::default(),
+                        }),
+                        delete_after: from_ms(delete_after_ms),
+                    }),
+                },
+            },
         },
         Kind::OAuthClient => Secret::OAuthClient {
             account_sid,
@@ -232,5 +323,68 @@ mod tests {
             (primary.as_str(), secondary.as_str())
         );
         assert!(String::from_utf8_lossy(&bytes).contains(r#""secondary":""#));
+    }
+
+    #[test]
+    fn an_api_key_record_keeps_its_manager_ttl_and_rotation_and_old_records_read_as_before() {
+        let account = format!("AC{}", "0".repeat(32));
+        let (current, previous) = (random_token(), random_token());
+        // A record as written before issue 18.
+        let old = format!(
+            r#"{{"v":1,"name":"app","kind":"api_key","account_sid":"{account}","key_sid":"SK{}","key_type":"standard","secret":"{current}","labels":{{}},"created_ms":1,"updated_ms":2}}"#,
+            "1".repeat(32)
+        );
+        let credential = decode(old.as_bytes()).unwrap();
+        let Secret::ApiKey { lifecycle, .. } = &credential.secret else {
+            panic!("not an api_key")
+        };
+        assert!(lifecycle.manager.is_none() && lifecycle.rotation.is_none());
+        assert_eq!(&*encode(&credential), old.as_bytes());
+
+        let delete_after = from_ms(1_900_000_000_000);
+        let mut rotating = credential.clone();
+        if let Secret::ApiKey { lifecycle, .. } = &mut rotating.secret {
+            lifecycle.manager = Some("acme-token".into());
+            lifecycle.minted.note(3600);
+            lifecycle.rotation = Some(Rotation::Retiring {
+                previous: Box::new(Secret::ApiKey {
+                    account_sid: account.clone(),
+                    key_sid: format!("SK{}", "2".repeat(32)),
+                    secret: SealedSecret::from(previous.clone()),
+                    key_type: KeyType::Standard,
+                    lifecycle: Lifecycle::default(),
+                }),
+                delete_after,
+            });
+        }
+        let back = decode(&encode(&rotating)).unwrap();
+        let Secret::ApiKey { lifecycle, .. } = &back.secret else {
+            panic!("not an api_key")
+        };
+        assert_eq!(lifecycle.manager.as_deref(), Some("acme-token"));
+        assert_eq!(lifecycle.recorded_max_ttl_seconds, 3600);
+        let Some(Rotation::Retiring {
+            previous: kept,
+            delete_after: when,
+        }) = &lifecycle.rotation
+        else {
+            panic!("rotation lost")
+        };
+        assert_eq!(*when, delete_after);
+        assert_eq!(kept.secret_value().open().as_str(), previous);
+
+        let mut creating = credential;
+        if let Secret::ApiKey { lifecycle, .. } = &mut creating.secret {
+            lifecycle.rotation = Some(Rotation::Creating {
+                friendly_name: "twilio-broker app".into(),
+            });
+        }
+        let back = decode(&encode(&creating)).unwrap();
+        let Secret::ApiKey { lifecycle, .. } = &back.secret else {
+            panic!("not an api_key")
+        };
+        assert!(
+            matches!(&lifecycle.rotation, Some(Rotation::Creating { friendly_name }) if friendly_name == "twilio-broker app")
+        );
     }
 }

@@ -54,6 +54,7 @@ async fn world() -> World {
             key_sid: main.sid,
             secret: SealedSecret::from(main.secret),
             key_type: KeyType::Main,
+            lifecycle: Default::default(),
         },
         account,
         standin,
@@ -190,6 +191,7 @@ async fn failures_are_typed_and_never_carry_a_secret() {
         key_sid: format!("SK{}", hex()),
         secret: SealedSecret::from(hex()),
         key_type: KeyType::Standard,
+        lifecycle: Default::default(),
     };
     let err = Manager::from_secret(&standard).unwrap_err();
     assert!(
@@ -210,6 +212,7 @@ async fn failures_are_typed_and_never_carry_a_secret() {
         key_sid: live.sid.clone(),
         secret: SealedSecret::from(live.secret.clone()),
         key_type: KeyType::Main, // mislabelled on purpose: Twilio decides
+        lifecycle: Default::default(),
     };
     let err = w
         .api
@@ -338,6 +341,7 @@ async fn a_key_is_rotated_new_before_old_and_keeps_its_type_and_policy() {
         key_sid: old.sid,
         secret: old.secret,
         key_type: KeyType::Standard,
+        lifecycle: Default::default(),
     };
     let new = super::successor_key(&w.api, manager, &old, "v2")
         .await
@@ -368,6 +372,7 @@ async fn a_key_is_rotated_new_before_old_and_keeps_its_type_and_policy() {
         key_sid: narrow.sid,
         secret: narrow.secret,
         key_type: KeyType::Restricted,
+        lifecycle: Default::default(),
     };
     let next = super::successor_key(&w.api, manager, &narrow, "narrow v2")
         .await
@@ -399,6 +404,7 @@ async fn a_key_is_rotated_new_before_old_and_keeps_its_type_and_policy() {
         key_sid: format!("SK{}", hex()),
         secret: SealedSecret::from(hex()),
         key_type: KeyType::Standard,
+        lifecycle: Default::default(),
     };
     let err = super::successor_key(&w.api, manager, &foreign, "x")
         .await

@@ -14,11 +14,7 @@
 //! body that does not parse is reported by position, never quoted. Secrets
 //! Twilio returns are sealed as soon as they are parsed.
 //!
-//! **Not wired into the daemon yet.** The `credential rotate` command and
-//! its Admin RPC (issue 18) will drive this module; until they land only its
-//! own tests (against the Twilio stand-in) call it, so the daemon build
-//! allows its unused items here and nowhere else.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+//! `rotation/` (the `credential rotate` command and its Admin RPC) drives it.
 
 mod client;
 mod error;

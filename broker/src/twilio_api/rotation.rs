@@ -78,6 +78,7 @@ pub async fn successor_key(
         key_sid: created.sid,
         secret: created.secret,
         key_type,
+        lifecycle: Default::default(),
     })
 }
 

@@ -30,6 +30,15 @@ type AdminClient interface {
 	// Re-reads the caller policy file. A file that does not parse leaves the
 	// policy in force unchanged and answers FAILED_PRECONDITION saying why.
 	ReloadPolicy(ctx context.Context, in *ReloadPolicyRequest, opts ...grpc.CallOption) (*ReloadPolicyResponse, error)
+	// Rotates an `api_key` credential through its manager: creates a new key
+	// of the same type at Twilio (a Restricted key with the same Policy),
+	// makes it the credential's current key, and returns once the broker
+	// signs with it. The previous key stays alive for the overlap, then the
+	// broker deletes it at Twilio on its own (finishing after a restart).
+	// FAILED_PRECONDITION NOT_ROTATABLE without a manager, for a Main key or
+	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
+	// when Twilio refuses or cannot be reached (nothing is half-applied).
+	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 }
 
 type adminClient struct {
@@ -85,6 +94,15 @@ func (c *adminClient) ReloadPolicy(ctx context.Context, in *ReloadPolicyRequest,
 	return out, nil
 }
 
+func (c *adminClient) RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error) {
+	out := new(RotateCredentialResponse)
+	err := c.cc.Invoke(ctx, "/twilio.broker.v1.Admin/RotateCredential", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility
@@ -102,6 +120,15 @@ type AdminServer interface {
 	// Re-reads the caller policy file. A file that does not parse leaves the
 	// policy in force unchanged and answers FAILED_PRECONDITION saying why.
 	ReloadPolicy(context.Context, *ReloadPolicyRequest) (*ReloadPolicyResponse, error)
+	// Rotates an `api_key` credential through its manager: creates a new key
+	// of the same type at Twilio (a Restricted key with the same Policy),
+	// makes it the credential's current key, and returns once the broker
+	// signs with it. The previous key stays alive for the overlap, then the
+	// broker deletes it at Twilio on its own (finishing after a restart).
+	// FAILED_PRECONDITION NOT_ROTATABLE without a manager, for a Main key or
+	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
+	// when Twilio refuses or cannot be reached (nothing is half-applied).
+	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -123,6 +150,9 @@ func (UnimplementedAdminServer) DeleteCredential(context.Context, *DeleteCredent
 }
 func (UnimplementedAdminServer) ReloadPolicy(context.Context, *ReloadPolicyRequest) (*ReloadPolicyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReloadPolicy not implemented")
+}
+func (UnimplementedAdminServer) RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RotateCredential not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 
@@ -227,6 +257,24 @@ func _Admin_ReloadPolicy_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_RotateCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RotateCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/twilio.broker.v1.Admin/RotateCredential",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RotateCredential(ctx, req.(*RotateCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Admin_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "twilio.broker.v1.Admin",
 	HandlerType: (*AdminServer)(nil),
@@ -250,6 +298,10 @@ var _Admin_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReloadPolicy",
 			Handler:    _Admin_ReloadPolicy_Handler,
+		},
+		{
+			MethodName: "RotateCredential",
+			Handler:    _Admin_RotateCredential_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -387,6 +387,25 @@ impl Standin {
         self.shared.add_key(account_sid, key_type, None)
     }
 
+    /// Adds a Restricted key with this IAM `Policy` (as `POST /v1/Keys`
+    /// would); None without the account.
+    pub fn add_restricted_key(
+        &self,
+        account_sid: &str,
+        policy: serde_json::Value,
+    ) -> Option<ApiKey> {
+        let mut key = self
+            .shared
+            .add_key(account_sid, KeyType::Restricted, None)?;
+        key.policy = Some(policy);
+        let mut table = self.shared.accounts.lock().ok()?;
+        table
+            .get_mut(account_sid)?
+            .keys
+            .insert(key.sid.clone(), key.clone());
+        Some(key)
+    }
+
     /// A copy of an account: its Auth Tokens and keys.
     pub fn account(&self, account_sid: &str) -> Option<Account> {
         self.shared.account(account_sid)

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from twilio_broker.v1 import credential_pb2 as twilio_dot_broker_dot_v1_dot_credential__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctwilio/broker/v1/admin.proto\x12\x10twilio.broker.v1\x1a!twilio/broker/v1/credential.proto\"\x8c\x03\n\x14PutCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x42\n\x06labels\x18\x02 \x03(\x0b\x32\x32.twilio.broker.v1.PutCredentialRequest.LabelsEntry\x12;\n\nauth_token\x18\x03 \x01(\x0b\x32%.twilio.broker.v1.AuthTokenCredentialH\x00\x12\x35\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\".twilio.broker.v1.ApiKeyCredentialH\x00\x12?\n\x0coauth_client\x18\x05 \x01(\x0b\x32\'.twilio.broker.v1.OAuthClientCredentialH\x00\x12\x30\n\x04test\x18\x06 \x01(\x0b\x32 .twilio.broker.v1.TestCredentialH\x00\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\ncredential\"Q\n\x15PutCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\"$\n\x14GetCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Q\n\x15GetCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\"O\n\x16ListCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"m\n\x17ListCredentialsResponse\x12\x39\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32$.twilio.broker.v1.CredentialMetadata\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44\x65leteCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"T\n\x18\x44\x65leteCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\"\x15\n\x13ReloadPolicyRequest\"5\n\x14ReloadPolicyResponse\x12\r\n\x05rules\x18\x01 \x01(\r\x12\x0e\n\x06source\x18\x02 \x01(\t2\xfd\x03\n\x05\x41\x64min\x12`\n\rPutCredential\x12&.twilio.broker.v1.PutCredentialRequest\x1a\'.twilio.broker.v1.PutCredentialResponse\x12`\n\rGetCredential\x12&.twilio.broker.v1.GetCredentialRequest\x1a\'.twilio.broker.v1.GetCredentialResponse\x12\x66\n\x0fListCredentials\x12(.twilio.broker.v1.ListCredentialsRequest\x1a).twilio.broker.v1.ListCredentialsResponse\x12i\n\x10\x44\x65leteCredential\x12).twilio.broker.v1.DeleteCredentialRequest\x1a*.twilio.broker.v1.DeleteCredentialResponse\x12]\n\x0cReloadPolicy\x12%.twilio.broker.v1.ReloadPolicyRequest\x1a&.twilio.broker.v1.ReloadPolicyResponseBP\n\x0ftwiliobroker.v1P\x01Z)twilio-broker/client/go/brokerv1;brokerv1\xaa\x02\x0fTwilioBroker.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctwilio/broker/v1/admin.proto\x12\x10twilio.broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!twilio/broker/v1/credential.proto\"\x9d\x03\n\x14PutCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x42\n\x06labels\x18\x02 \x03(\x0b\x32\x32.twilio.broker.v1.PutCredentialRequest.LabelsEntry\x12;\n\nauth_token\x18\x03 \x01(\x0b\x32%.twilio.broker.v1.AuthTokenCredentialH\x00\x12\x35\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\".twilio.broker.v1.ApiKeyCredentialH\x00\x12?\n\x0coauth_client\x18\x05 \x01(\x0b\x32\'.twilio.broker.v1.OAuthClientCredentialH\x00\x12\x30\n\x04test\x18\x06 \x01(\x0b\x32 .twilio.broker.v1.TestCredentialH\x00\x12\x0f\n\x07manager\x18\x07 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\ncredential\"Q\n\x15PutCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\"$\n\x14GetCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"Q\n\x15GetCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\"O\n\x16ListCredentialsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"m\n\x17ListCredentialsResponse\x12\x39\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32$.twilio.broker.v1.CredentialMetadata\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17\x44\x65leteCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"T\n\x18\x44\x65leteCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\"\x15\n\x13ReloadPolicyRequest\"5\n\x14ReloadPolicyResponse\x12\r\n\x05rules\x18\x01 \x01(\r\x12\x0e\n\x06source\x18\x02 \x01(\t\"Y\n\x17RotateCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1c\n\x0foverlap_seconds\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x12\n\x10_overlap_seconds\"\xaa\x01\n\x18RotateCredentialResponse\x12\x38\n\ncredential\x18\x01 \x01(\x0b\x32$.twilio.broker.v1.CredentialMetadata\x12\x18\n\x10previous_key_sid\x18\x02 \x01(\t\x12:\n\x16previous_deleted_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe8\x04\n\x05\x41\x64min\x12`\n\rPutCredential\x12&.twilio.broker.v1.PutCredentialRequest\x1a\'.twilio.broker.v1.PutCredentialResponse\x12`\n\rGetCredential\x12&.twilio.broker.v1.GetCredentialRequest\x1a\'.twilio.broker.v1.GetCredentialResponse\x12\x66\n\x0fListCredentials\x12(.twilio.broker.v1.ListCredentialsRequest\x1a).twilio.broker.v1.ListCredentialsResponse\x12i\n\x10\x44\x65leteCredential\x12).twilio.broker.v1.DeleteCredentialRequest\x1a*.twilio.broker.v1.DeleteCredentialResponse\x12]\n\x0cReloadPolicy\x12%.twilio.broker.v1.ReloadPolicyRequest\x1a&.twilio.broker.v1.ReloadPolicyResponse\x12i\n\x10RotateCredential\x12).twilio.broker.v1.RotateCredentialRequest\x1a*.twilio.broker.v1.RotateCredentialResponseBP\n\x0ftwiliobroker.v1P\x01Z)twilio-broker/client/go/brokerv1;brokerv1\xaa\x02\x0fTwilioBroker.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +36,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017twiliobroker.v1P\001Z)twilio-broker/client/go/brokerv1;brokerv1\252\002\017TwilioBroker.V1'
   _globals['_PUTCREDENTIALREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_PUTCREDENTIALREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_PUTCREDENTIALREQUEST']._serialized_start=86
-  _globals['_PUTCREDENTIALREQUEST']._serialized_end=482
-  _globals['_PUTCREDENTIALREQUEST_LABELSENTRY']._serialized_start=423
-  _globals['_PUTCREDENTIALREQUEST_LABELSENTRY']._serialized_end=468
-  _globals['_PUTCREDENTIALRESPONSE']._serialized_start=484
-  _globals['_PUTCREDENTIALRESPONSE']._serialized_end=565
-  _globals['_GETCREDENTIALREQUEST']._serialized_start=567
-  _globals['_GETCREDENTIALREQUEST']._serialized_end=603
-  _globals['_GETCREDENTIALRESPONSE']._serialized_start=605
-  _globals['_GETCREDENTIALRESPONSE']._serialized_end=686
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=688
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=767
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=769
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=878
-  _globals['_DELETECREDENTIALREQUEST']._serialized_start=880
-  _globals['_DELETECREDENTIALREQUEST']._serialized_end=919
-  _globals['_DELETECREDENTIALRESPONSE']._serialized_start=921
-  _globals['_DELETECREDENTIALRESPONSE']._serialized_end=1005
-  _globals['_RELOADPOLICYREQUEST']._serialized_start=1007
-  _globals['_RELOADPOLICYREQUEST']._serialized_end=1028
-  _globals['_RELOADPOLICYRESPONSE']._serialized_start=1030
-  _globals['_RELOADPOLICYRESPONSE']._serialized_end=1083
-  _globals['_ADMIN']._serialized_start=1086
-  _globals['_ADMIN']._serialized_end=1595
+  _globals['_PUTCREDENTIALREQUEST']._serialized_start=119
+  _globals['_PUTCREDENTIALREQUEST']._serialized_end=532
+  _globals['_PUTCREDENTIALREQUEST_LABELSENTRY']._serialized_start=473
+  _globals['_PUTCREDENTIALREQUEST_LABELSENTRY']._serialized_end=518
+  _globals['_PUTCREDENTIALRESPONSE']._serialized_start=534
+  _globals['_PUTCREDENTIALRESPONSE']._serialized_end=615
+  _globals['_GETCREDENTIALREQUEST']._serialized_start=617
+  _globals['_GETCREDENTIALREQUEST']._serialized_end=653
+  _globals['_GETCREDENTIALRESPONSE']._serialized_start=655
+  _globals['_GETCREDENTIALRESPONSE']._serialized_end=736
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=738
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=817
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=819
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=928
+  _globals['_DELETECREDENTIALREQUEST']._serialized_start=930
+  _globals['_DELETECREDENTIALREQUEST']._serialized_end=969
+  _globals['_DELETECREDENTIALRESPONSE']._serialized_start=971
+  _globals['_DELETECREDENTIALRESPONSE']._serialized_end=1055
+  _globals['_RELOADPOLICYREQUEST']._serialized_start=1057
+  _globals['_RELOADPOLICYREQUEST']._serialized_end=1078
+  _globals['_RELOADPOLICYRESPONSE']._serialized_start=1080
+  _globals['_RELOADPOLICYRESPONSE']._serialized_end=1133
+  _globals['_ROTATECREDENTIALREQUEST']._serialized_start=1135
+  _globals['_ROTATECREDENTIALREQUEST']._serialized_end=1224
+  _globals['_ROTATECREDENTIALRESPONSE']._serialized_start=1227
+  _globals['_ROTATECREDENTIALRESPONSE']._serialized_end=1397
+  _globals['_ADMIN']._serialized_start=1400
+  _globals['_ADMIN']._serialized_end=2016
 # @@protoc_insertion_point(module_scope)

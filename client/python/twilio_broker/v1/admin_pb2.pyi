@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from twilio_broker.v1 import credential_pb2 as _credential_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PutCredentialRequest(_message.Message):
-    __slots__ = ("name", "labels", "auth_token", "api_key", "oauth_client", "test")
+    __slots__ = ("name", "labels", "auth_token", "api_key", "oauth_client", "test", "manager")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,13 +25,15 @@ class PutCredentialRequest(_message.Message):
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     OAUTH_CLIENT_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     auth_token: _credential_pb2.AuthTokenCredential
     api_key: _credential_pb2.ApiKeyCredential
     oauth_client: _credential_pb2.OAuthClientCredential
     test: _credential_pb2.TestCredential
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., auth_token: _Optional[_Union[_credential_pb2.AuthTokenCredential, _Mapping]] = ..., api_key: _Optional[_Union[_credential_pb2.ApiKeyCredential, _Mapping]] = ..., oauth_client: _Optional[_Union[_credential_pb2.OAuthClientCredential, _Mapping]] = ..., test: _Optional[_Union[_credential_pb2.TestCredential, _Mapping]] = ...) -> None: ...
+    manager: str
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., auth_token: _Optional[_Union[_credential_pb2.AuthTokenCredential, _Mapping]] = ..., api_key: _Optional[_Union[_credential_pb2.ApiKeyCredential, _Mapping]] = ..., oauth_client: _Optional[_Union[_credential_pb2.OAuthClientCredential, _Mapping]] = ..., test: _Optional[_Union[_credential_pb2.TestCredential, _Mapping]] = ..., manager: _Optional[str] = ...) -> None: ...
 
 class PutCredentialResponse(_message.Message):
     __slots__ = ("credential",)
@@ -89,3 +94,21 @@ class ReloadPolicyResponse(_message.Message):
     rules: int
     source: str
     def __init__(self, rules: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class RotateCredentialRequest(_message.Message):
+    __slots__ = ("name", "overlap_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    overlap_seconds: int
+    def __init__(self, name: _Optional[str] = ..., overlap_seconds: _Optional[int] = ...) -> None: ...
+
+class RotateCredentialResponse(_message.Message):
+    __slots__ = ("credential", "previous_key_sid", "previous_deleted_after")
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_KEY_SID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_DELETED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.CredentialMetadata
+    previous_key_sid: str
+    previous_deleted_after: _timestamp_pb2.Timestamp
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.CredentialMetadata, _Mapping]] = ..., previous_key_sid: _Optional[str] = ..., previous_deleted_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -61,6 +61,11 @@ class AdminStub:
                 request_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.ReloadPolicyRequest.SerializeToString,
                 response_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.ReloadPolicyResponse.FromString,
                 _registered_method=True)
+        self.RotateCredential = channel.unary_unary(
+                '/twilio.broker.v1.Admin/RotateCredential',
+                request_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialRequest.SerializeToString,
+                response_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -106,6 +111,20 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateCredential(self, request, context):
+        """Rotates an `api_key` credential through its manager: creates a new key
+        of the same type at Twilio (a Restricted key with the same Policy),
+        makes it the credential's current key, and returns once the broker
+        signs with it. The previous key stays alive for the overlap, then the
+        broker deletes it at Twilio on its own (finishing after a restart).
+        FAILED_PRECONDITION NOT_ROTATABLE without a manager, for a Main key or
+        while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
+        when Twilio refuses or cannot be reached (nothing is half-applied).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +152,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ReloadPolicy,
                     request_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.ReloadPolicyRequest.FromString,
                     response_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.ReloadPolicyResponse.SerializeToString,
+            ),
+            'RotateCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateCredential,
+                    request_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialRequest.FromString,
+                    response_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +296,33 @@ class Admin:
             '/twilio.broker.v1.Admin/ReloadPolicy',
             twilio_dot_broker_dot_v1_dot_admin__pb2.ReloadPolicyRequest.SerializeToString,
             twilio_dot_broker_dot_v1_dot_admin__pb2.ReloadPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/twilio.broker.v1.Admin/RotateCredential',
+            twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialRequest.SerializeToString,
+            twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialResponse.FromString,
             options,
             channel_credentials,
             insecure,

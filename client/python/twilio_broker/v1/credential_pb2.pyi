@@ -75,7 +75,7 @@ class TestCredential(_message.Message):
     def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ...) -> None: ...
 
 class CredentialMetadata(_message.Message):
-    __slots__ = ("name", "kind", "account_sid", "key_sid", "client_id", "key_type", "labels", "created_at", "updated_at", "has_secondary_auth_token")
+    __slots__ = ("name", "kind", "account_sid", "key_sid", "client_id", "key_type", "labels", "created_at", "updated_at", "has_secondary_auth_token", "manager", "previous_key_sid", "previous_deleted_after")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,9 @@ class CredentialMetadata(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     HAS_SECONDARY_AUTH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_KEY_SID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_DELETED_AFTER_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: CredentialKind
     account_sid: str
@@ -103,4 +106,7 @@ class CredentialMetadata(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     has_secondary_auth_token: bool
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[CredentialKind, str]] = ..., account_sid: _Optional[str] = ..., key_sid: _Optional[str] = ..., client_id: _Optional[str] = ..., key_type: _Optional[_Union[KeyType, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_secondary_auth_token: _Optional[bool] = ...) -> None: ...
+    manager: str
+    previous_key_sid: str
+    previous_deleted_after: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[CredentialKind, str]] = ..., account_sid: _Optional[str] = ..., key_sid: _Optional[str] = ..., client_id: _Optional[str] = ..., key_type: _Optional[_Union[KeyType, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_secondary_auth_token: _Optional[bool] = ..., manager: _Optional[str] = ..., previous_key_sid: _Optional[str] = ..., previous_deleted_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
