@@ -127,6 +127,27 @@ impl SealedSecret {
         use_it(&plaintext)
     }
 
+    /// A peer's text (Twilio's error message) made safe to show: this
+    /// secret replaced by `[REDACTED]`, control characters blanked, at most
+    /// 200 characters.
+    pub fn scrub(&self, text: &str) -> String {
+        let secret = self.open();
+        let text = if secret.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(secret.as_str(), "[REDACTED]")
+        };
+        let mut out: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(200)
+            .collect();
+        if text.chars().count() > 200 {
+            out.push('…');
+        }
+        out
+    }
+
     /// The length of the plaintext in bytes.
     pub fn len(&self) -> usize {
         self.sealed.len().saturating_sub(NONCE_LEN + TAG_LEN)
@@ -183,6 +204,17 @@ mod tests {
         // Clones open to the same value; two seals of one value differ.
         assert_eq!(&*sealed.clone().open(), &secret);
         assert_ne!(SealedSecret::new(&secret).sealed, sealed.sealed);
+    }
+
+    #[test]
+    fn scrub_removes_the_secret_and_control_characters_and_caps_the_length() {
+        let secret = canary();
+        let sealed = SealedSecret::new(&secret);
+        let scrubbed = sealed.scrub(&format!("bad client {secret}\nnext line"));
+        assert_eq!(scrubbed, "bad client [REDACTED] next line");
+        let long = sealed.scrub(&"x".repeat(500));
+        assert_eq!(long.chars().count(), 201);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub fn interpret(status: u16, body: &[u8], secret: &SealedSecret) -> Result<Toke
             {
                 return Err(Failure::Unavailable(format!(
                     "issued a token of type {:?}, not Bearer",
-                    clean(&kind, secret)
+                    secret.scrub(&kind)
                 )));
             }
             Ok(TokenReply {
@@ -252,32 +252,13 @@ impl TwilioError {
         };
         TwilioError {
             code: raw.code,
-            message: clean(&message, secret),
+            message: secret.scrub(&message),
             more_info: raw
                 .more_info
-                .map(|m| clean(&m, secret))
+                .map(|m| secret.scrub(&m))
                 .filter(|m| m.starts_with("https://")),
         }
     }
-}
-
-/// A peer's text made safe to show: no secret, no control characters, short.
-fn clean(text: &str, secret: &SealedSecret) -> String {
-    let secret = secret.open();
-    let text = if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret.as_str(), "[REDACTED]")
-    };
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -364,7 +345,7 @@ mod tests {
     #[test]
     fn peer_text_is_cleaned() {
         let long = "x".repeat(500);
-        assert_eq!(clean(&long, &secret()).chars().count(), 201);
-        assert_eq!(clean("a\nb\u{7}", &secret()), "a b ");
+        assert_eq!(secret().scrub(&long).chars().count(), 201);
+        assert_eq!(secret().scrub("a\nb\u{7}"), "a b ");
     }
 }

@@ -429,30 +429,11 @@ impl TwilioError {
         };
         TwilioError {
             code: raw.code,
-            message: clean(raw.message.as_deref().unwrap_or_default(), secret),
+            message: secret.scrub(raw.message.as_deref().unwrap_or_default()),
             more_info: raw
                 .more_info
-                .map(|m| clean(&m, secret))
+                .map(|m| secret.scrub(&m))
                 .filter(|m| m.starts_with("https://")),
         }
     }
-}
-
-/// Removes the manager's secret and control characters; at most 200 chars.
-fn clean(text: &str, secret: &SealedSecret) -> String {
-    let secret = secret.open();
-    let text = if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret.as_str(), "[REDACTED]")
-    };
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
 }
