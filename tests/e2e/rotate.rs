@@ -112,6 +112,20 @@ async fn cli(broker: &Broker, args: &[&str], stdin: &str) -> std::process::Outpu
     .unwrap()
 }
 
+/// Rotates `app` through the Admin API with an overlap of `seconds`.
+async fn rotate(broker: &Broker, seconds: u32) -> pb::RotateCredentialResponse {
+    broker
+        .admin()
+        .await
+        .rotate_credential(pb::RotateCredentialRequest {
+            name: "app".into(),
+            overlap_seconds: Some(seconds),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -309,16 +323,7 @@ async fn a_restricted_key_rotates_with_its_policy() {
             calls
         })
     };
-    let rotated = broker
-        .admin()
-        .await
-        .rotate_credential(pb::RotateCredentialRequest {
-            name: "app".into(),
-            overlap_seconds: Some(1),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rotated = rotate(&broker, 1).await;
     assert_eq!(rotated.previous_key_sid, old.0);
     let new_sid = rotated.credential.unwrap().key_sid;
     let held = standin.account(&account).unwrap().keys[&new_sid].clone();
@@ -340,16 +345,7 @@ async fn a_kill_9_after_the_switch_is_finished_at_the_next_start() {
         old,
         ..
     } = setup(KeyType::Standard).await;
-    let rotated = broker
-        .admin()
-        .await
-        .rotate_credential(pb::RotateCredentialRequest {
-            name: "app".into(),
-            overlap_seconds: Some(2),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rotated = rotate(&broker, 2).await;
     let new_sid = rotated.credential.unwrap().key_sid;
     // Switched, not yet deleted: kill -9.
     let options = Options {
