@@ -135,14 +135,14 @@ impl Gate<'_> {
         if self.audit.is_enabled()
             && let Err(unaudited) = self.audit.record(event).await
         {
-            metrics::counter!("twilio_broker_requests_total", "rpc" => rpc.as_str(), "code" => "UNAVAILABLE")
+            crate::telemetry::call(rpc.as_str(), "UNAVAILABLE")
+                .requests
                 .increment(1);
             return Err(F::refuse(unaudited, &request_id).0);
         }
-        metrics::counter!("twilio_broker_requests_total", "rpc" => rpc.as_str(), "code" => status_name)
-            .increment(1);
-        metrics::histogram!("twilio_broker_request_duration_seconds", "rpc" => rpc.as_str(), "code" => status_name)
-            .record(started.elapsed().as_secs_f64());
+        let recorded = crate::telemetry::call(rpc.as_str(), status_name);
+        recorded.requests.increment(1);
+        recorded.duration.record(started.elapsed().as_secs_f64());
         answer
     }
 

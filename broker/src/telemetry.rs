@@ -10,6 +10,9 @@
 //! computed per scrape, so a deleted credential's series goes away with it.
 
 mod process;
+mod requests;
+
+pub(crate) use requests::call;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;

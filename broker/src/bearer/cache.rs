@@ -80,6 +80,13 @@ impl Entry {
     }
 }
 
+/// `twilio_broker_bearer_cache_hits_total`, registered once (a lookup per
+/// hit otherwise; the daemon installs its recorder before serving).
+fn cache_hits() -> &'static metrics::Counter {
+    static HITS: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    HITS.get_or_init(|| metrics::counter!("twilio_broker_bearer_cache_hits_total"))
+}
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -135,7 +142,7 @@ impl Bearers {
         let entry = inner.entry(name, &credential);
         let now = inner.clock.now();
         if let Some(token) = entry.servable(now, min_ttl) {
-            metrics::counter!("twilio_broker_bearer_cache_hits_total").increment(1);
+            cache_hits().increment(1);
             if now >= token.refresh_at {
                 inner.refresh_ahead(&entry, now);
             }
