@@ -100,11 +100,6 @@ impl CrashStore {
         }
     }
 
-    /// How many writes are not durable yet.
-    pub(crate) fn unsynced(&self) -> usize {
-        self.disk().unsynced.len()
-    }
-
     /// How many syncs were asked for so far.
     pub(crate) fn syncs(&self) -> u64 {
         self.disk().syncs
@@ -204,7 +199,8 @@ impl Store for CrashStore {
             tokio::time::sleep(self.sync_time).await;
         }
         let mut disk = self.disk();
-        let later = disk.unsynced.split_off(covered.min(disk.unsynced.len()));
+        let at = covered.min(disk.unsynced.len());
+        let later = disk.unsynced.split_off(at);
         disk.sync();
         disk.unsynced = later;
         Ok(())

@@ -166,8 +166,8 @@ fn run(replicas: usize, writers: Vec<Vec<Op>>) -> Result<(), TestCaseError> {
 }
 
 /// Concurrent writers on one vault over a [`CrashStore`]; at a random moment
-/// the acknowledged writes are noted and the disk "crashes" keeping `keep`
-/// of its unsynced writes. The crashed store must open and serve, for each
+/// the acknowledged writes are counted and, while no writer can start
+/// another, the disk "crashes" keeping `keep` of its unsynced writes. The crashed store must open and serve, for each
 /// name, the last acknowledged write or the one in flight after it; once
 /// every writer is answered, a crash that keeps nothing unsynced loses
 /// nothing.
@@ -185,7 +185,8 @@ fn run_crash(writers: Vec<Vec<Op>>, crash_after: usize, keep: usize) -> Result<(
         let acked = Arc::new(std::sync::Mutex::new(vec![0usize; writers.len()]));
         let mut tasks = Vec::new();
         for (w, ops) in writers.iter().cloned().enumerate() {
-            let (vault, acked, tokens) = (Arc::clone(&vault), Arc::clone(&acked), tokens[w].clone());
+            let (vault, acked, tokens) =
+                (Arc::clone(&vault), Arc::clone(&acked), tokens[w].clone());
             tasks.push(tokio::spawn(async move {
                 for (i, op) in ops.into_iter().enumerate() {
                     match op {
@@ -207,10 +208,12 @@ fn run_crash(writers: Vec<Vec<Op>>, crash_after: usize, keep: usize) -> Result<(
                 for _ in 0..crash_after {
                     tokio::task::yield_now().await;
                 }
-                // Acknowledged first, then the crash: every write counted
-                // was acknowledged before the disk stopped.
-                let done = acked.lock().expect("acked").clone();
-                (done, store.crash_keeping(keep))
+                // The count is held while the disk stops: every write
+                // counted was acknowledged before, and no writer starts
+                // another write (each counts its last one first).
+                let counted = acked.lock().expect("acked");
+                let image = store.crash_keeping(keep);
+                (counted.clone(), image)
             })
         };
         for task in tasks {
@@ -220,7 +223,7 @@ fn run_crash(writers: Vec<Vec<Op>>, crash_after: usize, keep: usize) -> Result<(
         let image: Arc<dyn Store> = Arc::new(image);
         let reopened = Vault::open(image, key.clone()).await;
         prop_assert!(reopened.is_ok(), "the crashed store does not open");
-        let served = served(&reopened.expect("checked"));
+        let found = served(&reopened.expect("checked"));
         for (w, ops) in writers.iter().enumerate() {
             let before = model_after(&writers, &tokens, &done);
             let mut next = done.clone();
@@ -228,7 +231,7 @@ fn run_crash(writers: Vec<Vec<Op>>, crash_after: usize, keep: usize) -> Result<(
             let after = model_after(&writers, &tokens, &next);
             for n in 0..6 {
                 let name = format!("w{w}-{n}");
-                let got = served.get(&name);
+                let got = found.get(&name);
                 prop_assert!(
                     got == before.get(&name) || got == after.get(&name),
                     "{name}: served {got:?}, acknowledged {:?}, in flight {:?}",

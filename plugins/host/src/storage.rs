@@ -140,8 +140,10 @@ impl Store for PluginStore {
         cursor: u64,
     ) -> Result<Option<Changes>, StoreError> {
         let prefix = prefix.to_owned();
-        self.call("changes_since", move |raw| raw.changes_since(&prefix, cursor))
-            .await
+        self.call("changes_since", move |raw| {
+            raw.changes_since(&prefix, cursor)
+        })
+        .await
     }
 
     async fn replace_all(

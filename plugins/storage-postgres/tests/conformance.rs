@@ -136,10 +136,7 @@ fn a_replica_that_missed_notifications_reads_only_what_changed() {
     for i in 0..STORED {
         a.put(&format!("c/{i:04}"), b"sealed").expect("put");
     }
-    let first = b
-        .changes_since("c/", 0)
-        .expect("read")
-        .expect("supported");
+    let first = b.changes_since("c/", 0).expect("read").expect("supported");
     assert_eq!(first.entries.len(), STORED, "cursor 0 reads everything");
     let generation = b
         .wait_for_change(u64::MAX, Duration::ZERO)
@@ -154,7 +151,10 @@ fn a_replica_that_missed_notifications_reads_only_what_changed() {
         )
         .expect("terminate the listeners")
         .len();
-    assert!(killed >= 2, "{killed} listening connections found, not both");
+    assert!(
+        killed >= 2,
+        "{killed} listening connections found, not both"
+    );
     let written = a.put("c/new", b"new").expect("put");
     let changed = a.put("c/0007", b"changed").expect("put");
     assert!(a.delete("c/0100").expect("delete"));
@@ -173,11 +173,15 @@ fn a_replica_that_missed_notifications_reads_only_what_changed() {
         .expect("supported");
     let found = |key: &str| next.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     assert_eq!(
-        found("c/new").and_then(|v| v.as_ref()).map(|v| (v.value.as_slice(), v.version)),
+        found("c/new")
+            .and_then(|v| v.as_ref())
+            .map(|v| (v.value.as_slice(), v.version)),
         Some((&b"new"[..], written))
     );
     assert_eq!(
-        found("c/0007").and_then(|v| v.as_ref()).map(|v| (v.value.as_slice(), v.version)),
+        found("c/0007")
+            .and_then(|v| v.as_ref())
+            .map(|v| (v.value.as_slice(), v.version)),
         Some((&b"changed"[..], changed))
     );
     assert_eq!(found("c/0100"), Some(&None), "the removal is reported");

@@ -30,8 +30,8 @@ use super::{Entry, Index, PUT_ATTEMPTS, Vault, credential_key, manifest};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::store::Cas;
-use crate::store::seal::{self, RecordKind};
 use crate::store::record;
+use crate::store::seal::{self, RecordKind};
 
 /// The answer a put waits for.
 type PutReply = oneshot::Sender<Result<Arc<Credential>, Error>>;
@@ -102,7 +102,10 @@ struct Answered<R> {
 
 impl Vault {
     /// Queues `credential` for the next group and waits for its answer.
-    pub(super) async fn put_grouped(&self, credential: Credential) -> Result<Arc<Credential>, Error> {
+    pub(super) async fn put_grouped(
+        &self,
+        credential: Credential,
+    ) -> Result<Arc<Credential>, Error> {
         for _ in 0..REQUEUES {
             let (reply, answer) = oneshot::channel();
             self.writes.push(Pending::Put {
@@ -293,9 +296,14 @@ impl Vault {
             return retry;
         }
         // 2. The manifest: buckets, sync, top, sync.
-        let committed =
-            manifest::commit(self.store.as_ref(), &self.key, &work.manifest, work.high, &changes)
-                .await;
+        let committed = manifest::commit(
+            self.store.as_ref(),
+            &self.key,
+            &work.manifest,
+            work.high,
+            &changes,
+        )
+        .await;
         let next = match committed {
             Ok(next) => next,
             Err(err) => {
@@ -332,11 +340,11 @@ impl Vault {
         // 4. The state file's mark, once for the group.
         let generation = work.manifest.generation;
         let marked = match &self.state_file {
-            Some(state) => state
-                .set_store_generation(generation, false)
-                .map_err(|e| Error::StorageUnavailable {
+            Some(state) => state.set_store_generation(generation, false).map_err(|e| {
+                Error::StorageUnavailable {
                     detail: e.to_string(),
-                }),
+                }
+            }),
             None => Ok(()),
         };
         // 5. Publish, then answer.
@@ -444,7 +452,9 @@ mod tests {
                 let (vault, start) = (Arc::clone(&vault), Arc::clone(&start));
                 tokio::spawn(async move {
                     start.wait().await;
-                    vault.put(auth(&format!("c{i}"), &format!("token-{i}"))).await
+                    vault
+                        .put(auth(&format!("c{i}"), &format!("token-{i}")))
+                        .await
                 })
             })
             .collect();

@@ -282,7 +282,8 @@ mod tests {
         ) -> Result<Option<Changes>, StoreError> {
             let changes = self.inner.changes_since(prefix, cursor).await?;
             if let Some(changes) = &changes {
-                self.rows.fetch_add(changes.entries.len(), Ordering::Relaxed);
+                self.rows
+                    .fetch_add(changes.entries.len(), Ordering::Relaxed);
             }
             Ok(changes)
         }

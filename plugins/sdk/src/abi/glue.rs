@@ -428,7 +428,10 @@ pub unsafe extern "C" fn storage_changes<T: StoragePlugin>(
             return Ok(TB_STATUS_UNSUPPORTED);
         };
         let encoded = crate::wire::encode_changes(
-            changes.entries.iter().map(|(k, v)| (k.as_str(), v.as_ref())),
+            changes
+                .entries
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_ref())),
         );
         // SAFETY: per the ABI rules.
         unsafe {

@@ -350,13 +350,14 @@ pub fn run(store: &dyn Storage) -> Report {
         };
         let got = names(&next.entries);
         ensure!(
-            got.contains(&("written".to_owned(), true)) && got.contains(&("removed".to_owned(), false)),
+            got.contains(&("written".to_owned(), true))
+                && got.contains(&("removed".to_owned(), false)),
             "after the cursor, a write and a removal are missing: {got:?}"
         );
         ensure!(
-            next.entries
-                .iter()
-                .any(|(k, v)| k.ends_with("/written") && v.as_ref().is_some_and(|v| v.version == written && v.value == b"3")),
+            next.entries.iter().any(|(k, v)| k.ends_with("/written")
+                && v.as_ref()
+                    .is_some_and(|v| v.version == written && v.value == b"3")),
             "the written entry came back with another version or value"
         );
         ensure!(
