@@ -43,7 +43,7 @@ pub(super) enum Pending {
     /// Store `credential` (see [`Vault::put`]); `attempts` counts lost
     /// compare-and-swaps against other replicas.
     Put {
-        credential: Credential,
+        credential: Box<Credential>,
         attempts: u64,
         reply: PutReply,
     },
@@ -109,7 +109,7 @@ impl Vault {
         for _ in 0..REQUEUES {
             let (reply, answer) = oneshot::channel();
             self.writes.push(Pending::Put {
-                credential: credential.clone(),
+                credential: Box::new(credential.clone()),
                 attempts: 0,
                 reply,
             });
@@ -204,7 +204,7 @@ impl Vault {
                 } => {
                     let store_key = credential_key(&self.key, &credential.name);
                     let expected = work.entries.get(&store_key).map_or(0, |e| e.store_version);
-                    let mut stored = credential.clone();
+                    let mut stored = Credential::clone(&credential);
                     if let Some(existing) = work.credentials.get(&credential.name) {
                         stored.created_at = existing.created_at;
                     }
@@ -492,7 +492,7 @@ mod tests {
         let (again, again_answer) = oneshot::channel();
         let (missing, missing_answer) = oneshot::channel();
         vault.writes.push(Pending::Put {
-            credential: auth("x", "first"),
+            credential: Box::new(auth("x", "first")),
             attempts: 0,
             reply: put,
         });
@@ -501,7 +501,7 @@ mod tests {
             reply: delete,
         });
         vault.writes.push(Pending::Put {
-            credential: auth("x", "second"),
+            credential: Box::new(auth("x", "second")),
             attempts: 0,
             reply: again,
         });
