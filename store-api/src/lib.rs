@@ -1,6 +1,7 @@
 //! The storage contract of twilio-broker: the [`Store`] trait (a versioned
-//! key-value store over opaque sealed bytes, with compare-and-swap and a
-//! change feed), [`StoreError`] and [`ChangeFeed`].
+//! key-value store over opaque sealed bytes, with compare-and-swap, a
+//! change feed, reads of what changed since a cursor, and deferred writes
+//! for group commit), [`StoreError`] and [`ChangeFeed`].
 //!
 //! Its own crate, below both the daemon (whose sled backend and vault use
 //! it) and the plugin host (whose `PluginStore` implements it), so neither
@@ -11,7 +12,7 @@
 
 use std::time::Duration;
 
-pub use twilio_broker_plugin_sdk::{Cas, Versioned};
+pub use twilio_broker_plugin_sdk::{Cas, Changes, Versioned};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,5 +78,38 @@ pub trait Store: Send + Sync + 'static {
     /// How to follow changes made by other processes.
     async fn change_feed(&self) -> ChangeFeed {
         ChangeFeed::Exclusive
+    }
+    /// What changed under `prefix` since `cursor` (0: everything), so that
+    /// a replica re-reads only that; `Ok(None)` when the backend cannot
+    /// tell (the default), and the caller reads everything with
+    /// [`Store::list`]. See the SDK's `Storage::changes_since`.
+    async fn changes_since(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<Option<Changes>, StoreError> {
+        let _ = (prefix, cursor);
+        Ok(None)
+    }
+    /// As [`Store::compare_and_swap`], but the write need only be durable
+    /// once a later [`Store::sync`] returns (group commit: several writers'
+    /// records, then one sync). Backends whose every write is durable on
+    /// return (the default) simply write.
+    async fn compare_and_swap_deferred(
+        &self,
+        key: &str,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> Result<Cas, StoreError> {
+        self.compare_and_swap(key, expected, value).await
+    }
+    /// As [`Store::delete`], durable once a later [`Store::sync`] returns.
+    async fn delete_deferred(&self, key: &str) -> Result<bool, StoreError> {
+        self.delete(key).await
+    }
+    /// Makes every write made before the call durable, deferred ones
+    /// included. The default does nothing: every write was durable on return.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Loads N API-key credentials (random secrets) into a broker through the
-//! Admin API, for the memory measurement with 10,000 credentials, and
+//! Admin API (`--first` continues an earlier run's names), for the memory
+//! measurement with 10,000 credentials, and
 //! reports the load rate as the store grows (issue 20): one JSON line per
 //! `--report-at` mark, the puts/s of the last `--window` puts before it.
 //! With `--list-pages`, instead pages through ListCredentials and reports
@@ -14,9 +15,12 @@ struct Args {
     /// Target, http://host:port (a --dev broker).
     #[arg(long)]
     target: String,
-    /// How many credentials.
+    /// How many credentials are stored when done (names `fill-00000` up).
     #[arg(long, default_value_t = 10_000)]
     count: usize,
+    /// How many are already stored (by an earlier run): start at this name.
+    #[arg(long, default_value_t = 0)]
+    first: usize,
     /// Concurrent puts.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -85,20 +89,23 @@ fn main() -> anyhow::Result<()> {
         if let Some(page_size) = args.list_pages {
             return list_pages(channel, page_size).await;
         }
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        // Completed puts, and when each report window started and ended.
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(args.first));
+        // Stored so far (earlier runs included), and when each report window
+        // started and ended.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(args.first));
+        let window = args.window;
+        // Only marks whose whole window this run loads.
         let marks: Vec<usize> = args
             .report_at
             .iter()
             .copied()
-            .filter(|m| *m > 0 && *m <= args.count)
+            .filter(|m| *m > args.first && *m <= args.count)
+            .filter(|m| m.saturating_sub(window.min(*m)) >= args.first)
             .collect();
-        let window = args.window;
-        // When the put a window starts after completed (mark 0: the start).
+        // When the put a window starts after completed (the first: the start).
         let started = std::sync::Arc::new(std::sync::Mutex::new(
             std::collections::HashMap::<usize, std::time::Instant>::from([(
-                0,
+                args.first,
                 std::time::Instant::now(),
             )]),
         ));
@@ -155,7 +162,7 @@ fn main() -> anyhow::Result<()> {
         for task in tasks {
             task.await??;
         }
-        println!("stored {} credentials", args.count);
+        println!("stored {} credentials ({} by this run)", args.count, args.count.saturating_sub(args.first));
         anyhow::Ok(())
     })
 }

@@ -29,7 +29,10 @@ fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     // (setup, rpc) -> inflight -> row
     let mut by: BTreeMap<(String, String), BTreeMap<u64, &serde_json::Value>> = BTreeMap::new();
-    for row in rows.iter().filter(|r| r.get("inflight").is_some()) {
+    for row in rows
+        .iter()
+        .filter(|r| r.get("inflight").is_some() && r.get("stage").is_none())
+    {
         let key = (
             row["setup"].as_str().unwrap_or("").to_owned(),
             row["rpc"].as_str().unwrap_or("").to_owned(),
@@ -127,6 +130,10 @@ fn main() -> anyhow::Result<()> {
     }
     println!("Requests per CPU-second of the server, as a ratio to the ceiling's:\n\n{efficiency}");
 
+    if let Some(stages) = stage_table(&rows) {
+        println!("{stages}");
+    }
+
     // Every point in detail.
     let mut detail = String::from(
         "| setup | RPC | in flight | req/s | vs ceiling | req per server CPU-s | mean µs | reply bytes | server CPU % | generator CPU % (cores) | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
@@ -182,4 +189,74 @@ fn main() -> anyhow::Result<()> {
     ]);
     std::fs::write(&args.chart, chart)?;
     Ok(())
+}
+
+/// The ratio runs by stored credentials (rows with a `stage`): prod-batch
+/// against the ceiling measured beside it, per RPC and load, one column
+/// per stage and the change from the first stage to the last (issue 20:
+/// within 5%). `None` without such rows.
+fn stage_table(rows: &[serde_json::Value]) -> Option<String> {
+    // (rpc, inflight) -> stage -> (ceiling rps, prod-batch rps)
+    let mut by: BTreeMap<(String, u64), BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
+    for row in rows {
+        let (Some(stage), Some(n)) = (row["stage"].as_u64(), row["inflight"].as_u64()) else {
+            continue;
+        };
+        let rps = row["rps"].as_f64().unwrap_or(0.0);
+        let cell = by
+            .entry((row["rpc"].as_str().unwrap_or("").to_owned(), n))
+            .or_default()
+            .entry(stage)
+            .or_default();
+        match row["setup"].as_str() {
+            Some("ceiling") => cell.0 = rps,
+            Some("prod-batch") => cell.1 = rps,
+            _ => {}
+        }
+    }
+    let stages: Vec<u64> = {
+        let mut all: Vec<u64> = by.values().flat_map(|s| s.keys().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    if stages.is_empty() {
+        return None;
+    }
+    let mut out = String::from(
+        "prod-batch as a ratio to the ceiling by stored credentials (the ceiling measured \
+         beside each stage):\n\n| RPC | in flight |",
+    );
+    for stage in &stages {
+        let _ = write!(out, " {stage} stored |");
+    }
+    out.push_str(" last vs first |\n|---|---|");
+    for _ in &stages {
+        out.push_str("---|");
+    }
+    out.push_str("---|\n");
+    for ((rpc, n), at) in &by {
+        let _ = write!(out, "| {rpc} | {n} |");
+        let ratio = |stage: &u64| {
+            at.get(stage)
+                .filter(|(ceiling, _)| *ceiling > 0.0)
+                .map(|(ceiling, prod)| prod / ceiling)
+        };
+        for stage in &stages {
+            match ratio(stage) {
+                Some(r) => {
+                    let _ = write!(out, " {r:.2} |");
+                }
+                None => out.push_str(" - |"),
+            }
+        }
+        match (ratio(&stages[0]), ratio(&stages[stages.len() - 1])) {
+            (Some(first), Some(last)) if stages.len() > 1 && first > 0.0 => {
+                let _ = write!(out, " {:+.1}% |", 100.0 * (last - first) / first);
+            }
+            _ => out.push_str(" - |"),
+        }
+        out.push('\n');
+    }
+    Some(out)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
-use twilio_broker_plugin_sdk::{Cas, PluginError, Storage, Versioned};
+use twilio_broker_plugin_sdk::{Cas, Changes, PluginError, Storage, Versioned};
 
 use super::{ChangeFeed, Store, StoreError};
 
@@ -61,6 +61,10 @@ impl Storage for BlockingStore {
 
     fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<Cas, PluginError> {
         self.run(self.store.compare_and_swap(key, expected, value.to_vec()))
+    }
+
+    fn changes_since(&self, prefix: &str, cursor: u64) -> Result<Option<Changes>, PluginError> {
+        self.run(self.store.changes_since(prefix, cursor))
     }
 
     fn wait_for_change(&self, after: u64, timeout: Duration) -> Result<Option<u64>, PluginError> {

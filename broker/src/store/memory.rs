@@ -3,7 +3,7 @@
 
 use twilio_broker_plugin_sdk::{MemoryStorage, PluginError, Storage as _};
 
-use super::{Cas, Store, StoreError, Versioned};
+use super::{Cas, Changes, Store, StoreError, Versioned};
 
 /// An in-memory store shared by reference.
 #[derive(Default)]
@@ -40,6 +40,14 @@ impl Store for MemoryStore {
         self.0
             .compare_and_swap(key, expected, &value)
             .map_err(backend)
+    }
+
+    async fn changes_since(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<Option<Changes>, StoreError> {
+        self.0.changes_since(prefix, cursor).map_err(backend)
     }
 
     async fn replace_all(

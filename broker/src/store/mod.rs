@@ -12,6 +12,8 @@
 
 mod blocking;
 #[cfg(test)]
+mod crash_store;
+#[cfg(test)]
 mod memory;
 pub(crate) mod record;
 // The AEAD primitive lives beside this module (`crate::seal`), below both
@@ -28,5 +30,7 @@ pub use blocking::BlockingStore;
 pub use sled_store::SledStore;
 // The trait and its types live in `twilio-broker-store-api`, below both this
 // crate and the plugin host (whose `PluginStore` implements the trait).
+#[cfg(test)]
+pub(crate) use twilio_broker_store_api::Changes;
 pub use twilio_broker_store_api::{Cas, ChangeFeed, Store, StoreError, Versioned};
 pub use vault::Vault;

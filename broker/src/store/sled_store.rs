@@ -8,7 +8,9 @@
 //!
 //! sled syncs only in the background, so every write is followed by
 //! `flush_async()` before it is acknowledged: an acknowledged write survives
-//! `kill -9`.
+//! `kill -9`. The deferred writes (`compare_and_swap_deferred`,
+//! `delete_deferred`) skip that flush; the vault's group commit makes a
+//! group of them durable with one `sync` (one `flush_async`).
 
 use std::path::Path;
 
@@ -193,6 +195,19 @@ impl Store for SledStore {
         expected: u64,
         value: Vec<u8>,
     ) -> Result<Cas, StoreError> {
+        let cas = self.compare_and_swap_deferred(key, expected, value).await?;
+        if let Cas::Swapped { .. } = cas {
+            self.flush().await?;
+        }
+        Ok(cas)
+    }
+
+    async fn compare_and_swap_deferred(
+        &self,
+        key: &str,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> Result<Cas, StoreError> {
         loop {
             let stored = self.tree.get(key).map_err(backend)?;
             let current = match &stored {
@@ -210,10 +225,17 @@ impl Store for SledStore {
                 .compare_and_swap(key, stored, Some(encode(version, &value)))
                 .map_err(backend)?;
             if swapped.is_ok() {
-                self.flush().await?;
                 return Ok(Cas::Swapped { version });
             }
         }
+    }
+
+    async fn delete_deferred(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.tree.remove(key).map_err(backend)?.is_some())
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.flush().await
     }
 
     async fn replace_all(

@@ -35,6 +35,8 @@
 //!
 //! A put writes the record, then the manifest (bucket, then top), then the
 //! state file; a delete writes the manifest first, then removes the record.
+//! Concurrent writes are committed as a group ([`group`]) that keeps this
+//! order for each of them and syncs the store once per step.
 //! A manifest of the first format (one record) is rewritten as buckets when
 //! the vault opens, after the rollback check. Records of the first
 //! format (`credential/<name>`, sealed under the master key itself) are
@@ -55,7 +57,9 @@ use crate::error::Error;
 use crate::master_key::{KeyId, MasterKey, Purpose};
 use crate::state_file::StateFile;
 
+mod group;
 mod manifest;
+mod reread;
 
 use manifest::Manifest;
 
@@ -183,6 +187,9 @@ struct Index {
     manifest: Manifest,
     /// The highest record version seen (the next put takes one above).
     high: u64,
+    /// Where the next re-read asks the store for changes from
+    /// ([`Store::changes_since`]); 0: read everything.
+    cursor: u64,
 }
 
 impl Index {
@@ -243,8 +250,11 @@ pub struct Vault {
     key: MasterKey,
     index: ArcSwap<Index>,
     state_file: Option<Arc<StateFile>>,
-    /// Serialises writers so the store and the index change in the same order.
+    /// Serialises writers so the store and the index change in the same
+    /// order; its holder commits every queued write as one group.
     write_lock: tokio::sync::Mutex<()>,
+    /// Writes waiting for the next group commit (see [`group`]).
+    writes: group::Queue,
 }
 
 impl Vault {
@@ -306,8 +316,10 @@ impl Vault {
             manifest,
             ..Index::default()
         };
-        for (store_key, stored) in store.list(CREDENTIAL_PREFIX).await? {
-            index.insert_record(&key, &store_key, &stored);
+        let (listed, cursor) = reread::read_all(store.as_ref()).await?;
+        index.cursor = cursor;
+        for (store_key, stored) in &listed {
+            index.insert_record(&key, store_key, stored);
         }
         tracing::info!(
             credentials = index.credentials.len(),
@@ -322,6 +334,7 @@ impl Vault {
             index: ArcSwap::from_pointee(index),
             state_file: options.state_file,
             write_lock: tokio::sync::Mutex::new(()),
+            writes: group::Queue::default(),
         })
     }
 
@@ -396,178 +409,20 @@ impl Vault {
     ///
     /// The write is a compare-and-swap against the version this vault last
     /// saw; when another replica changed the record meanwhile, the vault
-    /// re-reads it (keeping its `created_at`) and tries again.
-    pub async fn put(&self, mut credential: Credential) -> Result<Arc<Credential>, Error> {
-        let _writer = self.write_lock.lock().await;
-        let store_key = credential_key(&self.key, &credential.name);
-        let new_created_at = credential.created_at;
-        for attempt in 0..PUT_ATTEMPTS {
-            let index = self.index.load();
-            let expected = index.entries.get(&store_key).map_or(0, |e| e.store_version);
-            credential.created_at = index
-                .credentials
-                .get(&credential.name)
-                .map_or(new_created_at, |existing| existing.created_at);
-            let version = index.high + 1;
-            let sealed = seal::seal_record(
-                &self.key,
-                &store_key,
-                RecordKind::Credential,
-                version,
-                &record::encode(&credential),
-            );
-            match self
-                .store
-                .compare_and_swap(&store_key, expected, sealed)
-                .await?
-            {
-                Cas::Swapped {
-                    version: store_version,
-                } => {
-                    let credential = Arc::new(credential);
-                    self.publish(|index| {
-                        index.remove_record(&store_key);
-                        index.high = index.high.max(version);
-                        index.entries.insert(
-                            store_key.clone(),
-                            Entry {
-                                store_version,
-                                record_version: version,
-                                name: Some(credential.name.clone()),
-                            },
-                        );
-                        index
-                            .credentials
-                            .insert(credential.name.clone(), Arc::clone(&credential));
-                    });
-                    self.commit_manifest(&store_key, Some(version)).await?;
-                    return Ok(credential);
-                }
-                Cas::Conflict { .. } => {
-                    tracing::debug!(credential = %credential.name, "record changed by another replica; re-reading it before writing");
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=attempt * 4)))
-                        .await;
-                    self.reread_locked().await?;
-                }
-            }
-        }
-        Err(Error::ConcurrentChange {
-            what: format!("credential {:?}", credential.name),
-        })
-    }
-
-    /// Records in the manifest that `store_key` is now at `version` (or
-    /// gone), then raises the state file's mark. On a conflict (another
-    /// replica changed the manifest), applies the change to theirs.
-    async fn commit_manifest(&self, store_key: &str, version: Option<u64>) -> Result<(), Error> {
-        let index = self.index.load();
-        let next = manifest::commit(
-            self.store.as_ref(),
-            &self.key,
-            &index.manifest,
-            index.high,
-            store_key,
-            version,
-        )
-        .await?;
-        let generation = next.generation;
-        self.publish(|index| {
-            index.high = index.high.max(generation);
-            index.manifest = next;
-        });
-        if let Some(state) = &self.state_file {
-            state.set_store_generation(generation, false).map_err(|e| {
-                Error::StorageUnavailable {
-                    detail: e.to_string(),
-                }
-            })?;
-        }
-        Ok(())
+    /// re-reads it (keeping its `created_at`) and tries again. Concurrent
+    /// puts and deletes are committed together, one sync per step for the
+    /// whole group ([`group`]).
+    pub async fn put(&self, credential: Credential) -> Result<Arc<Credential>, Error> {
+        self.put_grouped(credential).await
     }
 
     /// Re-reads the store and serves what it holds now, opening only records
-    /// whose version changed (all of them, when the manifest changed).
-    /// Returns how many records changed.
+    /// whose version changed (and those a changed manifest may judge
+    /// differently); a store that can say what changed since the last read
+    /// is asked for only that ([`reread`]). Returns how many records changed.
     pub async fn reread(&self) -> Result<usize, StoreError> {
         let _writer = self.write_lock.lock().await;
         self.reread_locked().await
-    }
-
-    async fn reread_locked(&self) -> Result<usize, StoreError> {
-        let current = self.index.load();
-        let mut manifest = current.manifest.clone();
-        let top = self.store.get(manifest::TOP).await?;
-        match &top {
-            Some(stored) if stored.version == manifest.top_version => {}
-            Some(stored) => manifest.adopt_top(&self.key, stored)?,
-            None => manifest = Manifest::default(),
-        }
-        // Only buckets the top lists newer than held are read again.
-        let buckets_read = manifest.refresh(self.store.as_ref(), &self.key).await?;
-        if manifest.generation < current.manifest.generation {
-            return Err(StoreError::Backend(format!(
-                "the store was rolled back while running (generation {} < {}); \
-                 serving what was last read",
-                manifest.generation, current.manifest.generation
-            )));
-        }
-        let manifest_changed =
-            manifest.top_version != current.manifest.top_version || buckets_read > 0;
-        let listed = self.store.list(CREDENTIAL_PREFIX).await?;
-        // Start from the current index (an O(1) clone) and change only the
-        // records whose store version changed, or whose verdict a new
-        // manifest may change: O(changes · log n) beyond the listing.
-        let mut next = Index {
-            high: current.high.max(manifest.generation),
-            manifest,
-            ..Index::clone(&current)
-        };
-        let mut changed = 0;
-        for (store_key, stored) in &listed {
-            let unchanged = current.entries.get(store_key).is_some_and(|entry| {
-                entry.store_version == stored.version
-                    && !(manifest_changed
-                        && (current.unreadable.contains_key(store_key)
-                            || next
-                                .manifest
-                                .refusal(store_key, entry.record_version)
-                                .is_some()))
-            });
-            if !unchanged {
-                changed += 1;
-                next.insert_record(&self.key, store_key, stored);
-            }
-        }
-        if listed.len() != next.entries.len() {
-            let present: std::collections::HashSet<&str> =
-                listed.iter().map(|(k, _)| k.as_str()).collect();
-            let gone: Vec<String> = next
-                .entries
-                .keys()
-                .filter(|k| !present.contains(k.as_str()))
-                .cloned()
-                .collect();
-            changed += gone.len();
-            for store_key in gone {
-                next.remove_record(&store_key);
-            }
-        }
-        let generation = next.manifest.generation;
-        if changed > 0 || manifest_changed {
-            if changed > 0 {
-                tracing::info!(
-                    changed,
-                    "credentials changed in the store; now serving them"
-                );
-            }
-            self.index.store(Arc::new(next));
-        }
-        if let Some(state) = &self.state_file
-            && let Err(err) = state.set_store_generation(generation, false)
-        {
-            tracing::warn!(error = %err, "cannot raise the state file's store mark");
-        }
-        Ok(changed)
     }
 
     /// Follows changes other processes make to the store, until the returned
@@ -611,28 +466,7 @@ impl Vault {
     /// (`None` for a record that could not be opened); NOT_FOUND when nothing
     /// was there.
     pub async fn delete(&self, name: &str) -> Result<Option<Arc<Credential>>, Error> {
-        let _writer = self.write_lock.lock().await;
-        let store_key = credential_key(&self.key, name);
-        let existing = self.get(name);
-        let was_unreadable = self.index.load().unreadable.contains_key(&store_key);
-        if existing.is_none() && !was_unreadable {
-            return Err(Error::CredentialNotFound {
-                name: name.to_owned(),
-            });
-        }
-        self.commit_manifest(&store_key, None).await?;
-        self.store.delete(&store_key).await?;
-        self.publish(|index| index.remove_record(&store_key));
-        Ok(existing)
-    }
-
-    /// Publishes `change` applied to the current index. Callers hold the
-    /// write lock, so no change is lost between the load and the store; the
-    /// clone is O(1) (persistent maps) and `change` O(log n).
-    fn publish(&self, change: impl FnOnce(&mut Index)) {
-        let mut next = Index::clone(&self.index.load());
-        change(&mut next);
-        self.index.store(Arc::new(next));
+        self.delete_grouped(name).await
     }
 
     /// Every sealed entry of the store as it would be written under `key`:

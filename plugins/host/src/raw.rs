@@ -8,7 +8,7 @@
 use std::ffi::c_void;
 
 use twilio_broker_plugin_sdk::abi::*;
-use twilio_broker_plugin_sdk::{Cas, Versioned, wire};
+use twilio_broker_plugin_sdk::{Cas, Changes, Versioned, wire};
 
 use super::PluginError;
 
@@ -40,7 +40,7 @@ struct AuditCalls {
     close: unsafe extern "C" fn(*mut c_void, *mut TbBuf) -> i32,
 }
 
-/// The calls of a storage backend; all present but `wait`.
+/// The calls of a storage backend; all present but `wait` and `changes`.
 #[derive(Clone, Copy)]
 struct StorageCalls {
     get: unsafe extern "C" fn(*mut c_void, TbSlice, *mut TbBuf, *mut u64, *mut TbBuf) -> i32,
@@ -50,6 +50,7 @@ struct StorageCalls {
     cas: unsafe extern "C" fn(*mut c_void, TbSlice, u64, TbSlice, *mut u64, *mut TbBuf) -> i32,
     wait: TbWaitFn,
     close: unsafe extern "C" fn(*mut c_void, *mut TbBuf) -> i32,
+    changes: TbChangesFn,
 }
 
 #[derive(Clone, Copy)]
@@ -163,8 +164,9 @@ const PLUGIN_V2_MIN: usize =
     std::mem::offset_of!(TbPluginV2, storage) + size_of::<*const TbStorageV2>();
 /// The size of the first version 2 `TbAuditV2`.
 const AUDIT_V2_MIN: usize = size_of::<TbAuditV2>();
-/// The size of the first version 2 `TbStorageV2`.
-const STORAGE_V2_MIN: usize = size_of::<TbStorageV2>();
+/// The size of the first version 2 `TbStorageV2`: up to and including
+/// `close` (`changes_since` was appended after it).
+const STORAGE_V2_MIN: usize = std::mem::offset_of!(TbStorageV2, close) + size_of::<TbHandleFn>();
 
 impl Table {
     /// Checks a version 1 plugin table (exact-match structs).
@@ -198,6 +200,7 @@ impl Table {
                 compare_and_swap: s.compare_and_swap,
                 wait_for_change: s.wait_for_change,
                 close: s.close,
+                changes_since: None,
             }),
         };
         // SAFETY: the names of a live table.
@@ -284,6 +287,7 @@ impl Table {
                 cas: need(s.compare_and_swap, "storage.compare_and_swap")?,
                 wait: s.wait_for_change,
                 close: need(s.close, "storage.close")?,
+                changes: s.changes_since,
             }),
             (TB_KIND_AUDIT | TB_KIND_STORAGE, _, _) => {
                 return Err("exactly the table of the plugin's kind must be set".into());
@@ -567,6 +571,45 @@ impl RawPlugin {
             )),
             _ => Ok(Cas::Conflict { current: version }),
         }
+    }
+
+    /// Storage `changes_since`; `Ok(None)` when absent or unsupported.
+    pub(super) fn changes_since(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<Option<Changes>, PluginError> {
+        let Some(changes) = self.storage().changes else {
+            return Ok(None);
+        };
+        let (mut entries, mut next, mut error) = (NO_BUF, 0u64, NO_BUF);
+        // SAFETY: a live handle; the prefix slice outlives the call.
+        let status = unsafe {
+            changes(
+                self.handle,
+                slice(prefix.as_bytes()),
+                cursor,
+                &mut entries,
+                &mut next,
+                &mut error,
+            )
+        };
+        let op = "changes_since";
+        let entries = self.take(op, entries);
+        let status = self.outcome(op, status, error, &[TB_STATUS_OK, TB_STATUS_UNSUPPORTED])?;
+        let entries = entries?.unwrap_or_default();
+        if status == TB_STATUS_UNSUPPORTED {
+            return Ok(None);
+        }
+        if next == 0 {
+            return Err(self.garbage(op, "cursor 0"));
+        }
+        let entries =
+            wire::decode_changes(prefix, &entries).map_err(|what| self.garbage(op, what))?;
+        Ok(Some(Changes {
+            entries,
+            cursor: next,
+        }))
     }
 
     /// True when the plugin has a `wait_for_change` function.

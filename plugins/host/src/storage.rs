@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::PluginError;
 use super::guard::Guard;
 use super::raw::RawPlugin;
-use twilio_broker_store_api::{Cas, ChangeFeed, Store, StoreError, Versioned};
+use twilio_broker_store_api::{Cas, ChangeFeed, Changes, Store, StoreError, Versioned};
 
 /// How long one `wait_for_change` call may block in the plugin.
 const WAIT_MS: u32 = 1_000;
@@ -130,6 +130,18 @@ impl Store for PluginStore {
         let key = key.to_owned();
         self.call("compare_and_swap", move |raw| {
             raw.compare_and_swap(&key, expected, &value)
+        })
+        .await
+    }
+
+    async fn changes_since(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<Option<Changes>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.call("changes_since", move |raw| {
+            raw.changes_since(&prefix, cursor)
         })
         .await
     }

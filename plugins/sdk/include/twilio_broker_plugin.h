@@ -211,6 +211,22 @@ typedef int32_t (*TbWaitFn)(void *handle,
                             uint64_t *generation_out,
                             struct TbBuf *error_out);
 
+// Storage `changes_since` (optional; appended within version 2): what
+// changed under `prefix` since `cursor`, encoded into `entries_out` as
+// `list` does, in ascending key order, with version 0 and no value for a
+// key that is gone; `cursor_out` receives the cursor to ask from next
+// (positive). With `cursor` 0, every entry under `prefix` (as `list`).
+// With a cursor from an earlier answer, at least every key under `prefix`
+// written or removed since that answer was read (unchanged keys may be
+// included). `TB_STATUS_UNSUPPORTED` when the backend cannot tell; the
+// broker then reads everything with `list`.
+typedef int32_t (*TbChangesFn)(void *handle,
+                               struct TbSlice prefix,
+                               uint64_t cursor,
+                               struct TbBuf *entries_out,
+                               uint64_t *cursor_out,
+                               struct TbBuf *error_out);
+
 // Version 2: the calls of a storage backend, over opaque bytes. Versions
 // are positive, change on every write of a key, and never repeat for a key
 // (not even after it is deleted and written again).
@@ -231,6 +247,9 @@ typedef struct TbStorageV2 {
   TbWaitFn wait_for_change;
   // Frees the handle. Required.
   TbHandleFn close;
+  // Optional (appended within version 2): see [`TbChangesFn`]. Absent
+  // (an older `struct_size`) or null: the broker re-reads everything.
+  TbChangesFn changes_since;
 } TbStorageV2;
 
 // Version 2: what `twilio_broker_plugin_v2` returns, a static table that

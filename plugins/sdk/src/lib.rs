@@ -44,7 +44,7 @@ pub mod wire;
 pub use audit::{Audit, AuditPlugin};
 pub use error::{ErrorKind, PluginError};
 pub use memory::MemoryStorage;
-pub use storage::{Cas, Storage, StoragePlugin, Versioned};
+pub use storage::{Cas, Changes, Storage, StoragePlugin, Versioned};
 
 /// Re-exported so plugins parse their configuration with the same version.
 pub use serde_json;

@@ -8,7 +8,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::PluginError;
-use crate::storage::{Cas, Storage, Versioned};
+use crate::storage::{Cas, Changes, Storage, Versioned};
 
 #[derive(Default)]
 struct State {
@@ -18,6 +18,9 @@ struct State {
     last_version: u64,
     /// Bumped on every change; `wait_for_change` watches it.
     generation: u64,
+    /// Key → the generation of its last write or removal
+    /// (`changes_since`; removed keys stay, as tombstones).
+    changed: BTreeMap<String, u64>,
 }
 
 /// An in-memory storage backend.
@@ -42,7 +45,8 @@ impl MemoryStorage {
     fn write(&self, state: &mut State, key: &str, value: &[u8]) -> u64 {
         state.last_version += 1;
         state.generation += 1;
-        let version = state.last_version;
+        let (version, generation) = (state.last_version, state.generation);
+        state.changed.insert(key.to_owned(), generation);
         state.entries.insert(
             key.to_owned(),
             Versioned {
@@ -70,6 +74,8 @@ impl Storage for MemoryStorage {
         let existed = state.entries.remove(key).is_some();
         if existed {
             state.generation += 1;
+            let generation = state.generation;
+            state.changed.insert(key.to_owned(), generation);
             self.changed.notify_all();
         }
         Ok(existed)
@@ -94,6 +100,33 @@ impl Storage for MemoryStorage {
         Ok(Cas::Swapped {
             version: self.write(&mut state, key, value),
         })
+    }
+
+    /// Cursors are the generation read plus one; a key is reported when its
+    /// last write or removal came at or after the cursor.
+    fn changes_since(&self, prefix: &str, cursor: u64) -> Result<Option<Changes>, PluginError> {
+        let state = self.lock()?;
+        let under = |k: &String| k.starts_with(prefix);
+        let entries = if cursor == 0 {
+            state
+                .entries
+                .range(prefix.to_owned()..)
+                .take_while(|(k, _)| under(k))
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect()
+        } else {
+            state
+                .changed
+                .range(prefix.to_owned()..)
+                .take_while(|(k, _)| under(k))
+                .filter(|(_, at)| **at >= cursor)
+                .map(|(k, _)| (k.clone(), state.entries.get(k).cloned()))
+                .collect()
+        };
+        Ok(Some(Changes {
+            entries,
+            cursor: state.generation + 1,
+        }))
     }
 
     fn wait_for_change(&self, after: u64, timeout: Duration) -> Result<Option<u64>, PluginError> {

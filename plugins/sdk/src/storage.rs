@@ -32,6 +32,17 @@ pub enum Cas {
     },
 }
 
+/// What may have changed under a prefix since a cursor
+/// ([`Storage::changes_since`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Each key that may have changed, in ascending key order: its entry
+    /// now, or `None` when it is gone. Unchanged keys may be included.
+    pub entries: Vec<(String, Option<Versioned>)>,
+    /// Where the next call starts from (positive).
+    pub cursor: u64,
+}
+
 /// The operations of a storage backend. Every method may be called from many
 /// threads at once.
 ///
@@ -58,6 +69,17 @@ pub trait Storage: Send + Sync {
     /// served by the others quickly.
     fn wait_for_change(&self, after: u64, timeout: Duration) -> Result<Option<u64>, PluginError> {
         let _ = (after, timeout);
+        Ok(None)
+    }
+    /// What changed under `prefix` since `cursor`, so that a replica that
+    /// missed notifications re-reads only that (issue 20). With `cursor` 0:
+    /// every entry under `prefix`, as [`Storage::list`]. With a cursor from
+    /// an earlier answer: at least every key under `prefix` written or
+    /// removed since that answer was read (removed ones as `None`), and the
+    /// cursor to ask from next. `Ok(None)` when the backend cannot tell
+    /// (the default): the broker then reads everything with `list`.
+    fn changes_since(&self, prefix: &str, cursor: u64) -> Result<Option<Changes>, PluginError> {
+        let _ = (prefix, cursor);
         Ok(None)
     }
 }

@@ -1,5 +1,7 @@
-//! The one encoded buffer of the ABI: the entries a storage `list` returns,
-//! as repeated `key_len:u32le key version:u64le value_len:u32le value`.
+//! The encoded buffers of the ABI: the entries a storage `list` returns,
+//! as repeated `key_len:u32le key version:u64le value_len:u32le value`, and
+//! the entries `changes_since` returns, the same with version 0 (and no
+//! value) for a key that is gone.
 //!
 //! Decoding is strict because the bytes come from a plugin the broker does
 //! not trust: lengths are bounds-checked, keys must be UTF-8, start with the
@@ -20,6 +22,38 @@ pub fn encode_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a Versio
     out
 }
 
+/// Encodes the entries of a `changes_since` reply (`None`: gone).
+pub fn encode_changes<'a>(
+    entries: impl IntoIterator<Item = (&'a str, Option<&'a Versioned>)>,
+) -> Vec<u8> {
+    let gone = Versioned {
+        value: Vec::new(),
+        version: 0,
+    };
+    let mut out = Vec::new();
+    for (key, entry) in entries {
+        out.extend(encode_entries([(key, entry.unwrap_or(&gone))]));
+    }
+    out
+}
+
+/// Decodes a `changes_since` reply for `prefix`, as [`decode_entries`]
+/// but with version 0 meaning "gone" (and then no value).
+pub fn decode_changes(
+    prefix: &str,
+    bytes: &[u8],
+) -> Result<Vec<(String, Option<Versioned>)>, String> {
+    decode(prefix, bytes, true)?
+        .into_iter()
+        .enumerate()
+        .map(|(at, (key, entry))| match entry.version {
+            0 if !entry.value.is_empty() => Err(format!("entry {at}: a value for a gone key")),
+            0 => Ok((key, None)),
+            _ => Ok((key, Some(entry))),
+        })
+        .collect()
+}
+
 fn len_u32(len: usize) -> u32 {
     // Keys and values are far below 4 GiB; the host refuses a truncated length.
     u32::try_from(len).unwrap_or(u32::MAX)
@@ -27,7 +61,15 @@ fn len_u32(len: usize) -> u32 {
 
 /// Decodes a `list` reply for `prefix`; the error says what is wrong
 /// without echoing the bytes.
-pub fn decode_entries(prefix: &str, mut bytes: &[u8]) -> Result<Vec<(String, Versioned)>, String> {
+pub fn decode_entries(prefix: &str, bytes: &[u8]) -> Result<Vec<(String, Versioned)>, String> {
+    decode(prefix, bytes, false)
+}
+
+fn decode(
+    prefix: &str,
+    mut bytes: &[u8],
+    gone_allowed: bool,
+) -> Result<Vec<(String, Versioned)>, String> {
     let mut out: Vec<(String, Versioned)> = Vec::new();
     while !bytes.is_empty() {
         let at = out.len();
@@ -44,7 +86,7 @@ pub fn decode_entries(prefix: &str, mut bytes: &[u8]) -> Result<Vec<(String, Ver
         if !key.starts_with(prefix) {
             return Err(format!("entry {at}: key is outside the prefix asked for"));
         }
-        if version == 0 {
+        if version == 0 && !gone_allowed {
             return Err(format!("entry {at}: version 0 (versions are positive)"));
         }
         if out.last().is_some_and(|(last, _)| last.as_str() >= key) {
@@ -94,6 +136,21 @@ mod tests {
         let back = decode_entries("p/", &bytes).expect("decodes");
         assert_eq!(back, vec![("p/a".to_owned(), a), ("p/b".to_owned(), b)]);
         assert_eq!(decode_entries("", &[]).expect("empty"), vec![]);
+    }
+
+    #[test]
+    fn changes_round_trip_and_gone_keys_carry_no_value() {
+        let a = v(b"x", 3);
+        let bytes = encode_changes([("p/a", Some(&a)), ("p/b", None)]);
+        let back = decode_changes("p/", &bytes).expect("decodes");
+        assert_eq!(
+            back,
+            vec![("p/a".to_owned(), Some(a)), ("p/b".to_owned(), None)]
+        );
+        let gone_with_value = encode_entries([("p/a", &v(b"x", 0))]);
+        let err = decode_changes("p/", &gone_with_value).expect_err("refused");
+        assert!(err.contains("a value for a gone key"), "{err}");
+        assert!(decode_entries("p/", &encode_changes([("p/b", None)])).is_err());
     }
 
     #[test]

@@ -160,6 +160,10 @@ fn c_sees_the_same_layout_as_rust() {
             offset_of!(abi::TbStorageV2, close),
         ),
         (
+            "offsetof(TbStorageV2, changes_since)",
+            offset_of!(abi::TbStorageV2, changes_since),
+        ),
+        (
             "offsetof(TbAuditV2, close)",
             offset_of!(abi::TbAuditV2, close),
         ),
@@ -211,11 +215,11 @@ fn the_fixture_headers_are_prefixes_of_todays() {
          _Static_assert(TB_ABI_VERSION == 2, \"v2\");\n\
          _Static_assert(sizeof(TbPluginV2) == {}, \"TbPluginV2 ends at storage\");\n\
          _Static_assert(offsetof(TbPluginV2, storage) == {}, \"storage\");\n\
-         _Static_assert(sizeof(TbStorageV2) == {}, \"TbStorageV2\");\n\
+         _Static_assert(sizeof(TbStorageV2) == {}, \"TbStorageV2 ends at close\");\n\
          _Static_assert(sizeof(TbAuditV2) == {}, \"TbAuditV2\");\n",
         offset_of!(abi::TbPluginV2, version),
         offset_of!(abi::TbPluginV2, storage),
-        size_of::<abi::TbStorageV2>(),
+        offset_of!(abi::TbStorageV2, changes_since),
         size_of::<abi::TbAuditV2>(),
     );
     compile_c_with(&v2_0, dir.path(), &sdk_dir().join("tests/c/v2.0"), &[]);

@@ -8,6 +8,15 @@
 //! - A statement trigger runs `pg_notify` on every write; each replica's
 //!   listener turns that into a new change generation, and the broker
 //!   re-reads at once (see `changes.rs`).
+//! - Re-reads ask only for what changed (`changes_since`, issue 20): a row
+//!   trigger stamps every written row with its transaction id (`txid`,
+//!   indexed), another keeps a tombstone per removed key (`removed`), and
+//!   the cursor handed back is the oldest transaction still running when
+//!   the read's snapshot was taken, so a write committed after the read
+//!   (whatever its sequence number) is at or after the cursor. Unchanged
+//!   rows of transactions that were running may be returned again.
+//!   `TRUNCATE` is noted too (`truncations`): a replica whose cursor it
+//!   passed reads everything.
 //! - The broker seals every value before it gets here: the table never holds
 //!   a secret in clear.
 //!
@@ -45,6 +54,8 @@ struct Sql {
     create: String,
     swap: String,
     version: String,
+    changed: String,
+    all: String,
 }
 
 impl Sql {
@@ -71,9 +82,34 @@ impl Sql {
                  RETURNING version"
             ),
             version: format!("SELECT version FROM {t} WHERE key = $1"),
+            // One statement, so one snapshot: the rows and the cursor agree.
+            changed: format!(
+                "SELECT 1, key, value, version FROM {t} \
+                   WHERE txid >= $1 AND starts_with(key, $2) \
+                 UNION ALL \
+                 SELECT 2, r.key, NULL, NULL FROM {schema}.removed r \
+                   WHERE r.txid >= $1 AND starts_with(r.key, $2) \
+                   AND NOT EXISTS (SELECT 1 FROM {t} t WHERE t.key = r.key) \
+                 UNION ALL \
+                 SELECT 3, NULL, NULL, {CURSOR} \
+                 UNION ALL \
+                 SELECT 4, NULL, NULL, NULL \
+                   WHERE EXISTS (SELECT 1 FROM {schema}.truncations WHERE txid >= $1)"
+            ),
+            all: format!(
+                "SELECT 1, key, value, version FROM {t} WHERE starts_with(key, $1) \
+                 UNION ALL \
+                 SELECT 3, NULL, NULL, {CURSOR}"
+            ),
         }
     }
+}
 
+/// The oldest transaction still running as of the statement's snapshot:
+/// every transaction not visible to it has an id at least this.
+const CURSOR: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+
+impl Sql {
     /// Creates the schema objects if missing; serialised across replicas
     /// starting together by an advisory lock.
     fn setup(schema: &str, channel: &str) -> String {
@@ -92,6 +128,39 @@ impl Sql {
              CREATE OR REPLACE TRIGGER records_changed
                  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {schema}.records
                  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_records_changed();
+             ALTER TABLE {schema}.records ADD COLUMN IF NOT EXISTS txid BIGINT;
+             CREATE INDEX IF NOT EXISTS records_txid ON {schema}.records (txid);
+             CREATE TABLE IF NOT EXISTS {schema}.removed (
+                 key TEXT COLLATE \"C\" PRIMARY KEY,
+                 txid BIGINT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS removed_txid ON {schema}.removed (txid);
+             CREATE TABLE IF NOT EXISTS {schema}.truncations (txid BIGINT NOT NULL);
+             CREATE OR REPLACE FUNCTION {schema}.stamp_record() RETURNS trigger
+                 LANGUAGE plpgsql AS $$ BEGIN
+                     NEW.txid := pg_current_xact_id()::text::bigint; RETURN NEW;
+                 END $$;
+             CREATE OR REPLACE TRIGGER records_stamp
+                 BEFORE INSERT OR UPDATE ON {schema}.records
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.stamp_record();
+             CREATE OR REPLACE FUNCTION {schema}.bury_record() RETURNS trigger
+                 LANGUAGE plpgsql AS $$ BEGIN
+                     INSERT INTO {schema}.removed (key, txid)
+                         VALUES (OLD.key, pg_current_xact_id()::text::bigint)
+                         ON CONFLICT (key) DO UPDATE SET txid = EXCLUDED.txid;
+                     RETURN NULL;
+                 END $$;
+             CREATE OR REPLACE TRIGGER records_bury
+                 AFTER DELETE ON {schema}.records
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.bury_record();
+             CREATE OR REPLACE FUNCTION {schema}.note_truncation() RETURNS trigger
+                 LANGUAGE plpgsql AS $$ BEGIN
+                     INSERT INTO {schema}.truncations (txid) VALUES (pg_current_xact_id()::text::bigint);
+                     RETURN NULL;
+                 END $$;
+             CREATE OR REPLACE TRIGGER records_truncated
+                 AFTER TRUNCATE ON {schema}.records
+                 FOR EACH STATEMENT EXECUTE FUNCTION {schema}.note_truncation();
              COMMIT;"
         )
     }
@@ -213,6 +282,49 @@ impl Storage for PgStorage {
                 }
             }
         })
+    }
+
+    fn changes_since(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<Option<twilio_broker_plugin_sdk::Changes>, PluginError> {
+        let rows = self.pool.run(|client| match cursor {
+            0 => client.query(&self.sql.all, &[&prefix]),
+            _ => client.query(&self.sql.changed, &[&as_i64(cursor), &prefix]),
+        })?;
+        let mut changes = twilio_broker_plugin_sdk::Changes::default();
+        for row in rows {
+            let row = (|| -> Result<_, postgres::Error> {
+                let what: i32 = row.try_get(0)?;
+                Ok((
+                    what,
+                    row.try_get::<_, Option<String>>(1)?,
+                    row.try_get::<_, Option<Vec<u8>>>(2)?,
+                    row.try_get::<_, Option<i64>>(3)?,
+                ))
+            })()
+            .map_err(|e| pool::plugin_error(&e))?;
+            match row {
+                (1, Some(key), Some(value), Some(version)) => changes.entries.push((
+                    key,
+                    Some(Versioned {
+                        value,
+                        version: version_of(version).unwrap_or(0),
+                    }),
+                )),
+                (2, Some(key), _, _) => changes.entries.push((key, None)),
+                (3, _, _, Some(next)) => changes.cursor = u64::try_from(next).unwrap_or(0),
+                // A TRUNCATE since the cursor: removed rows left no tombstone.
+                (4, ..) => return Ok(None),
+                _ => return Err(PluginError::failed("changes_since read a malformed row")),
+            }
+        }
+        if changes.cursor == 0 {
+            return Err(PluginError::failed("changes_since read no cursor"));
+        }
+        changes.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Some(changes))
     }
 
     fn wait_for_change(&self, after: u64, timeout: Duration) -> Result<Option<u64>, PluginError> {

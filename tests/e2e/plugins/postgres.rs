@@ -269,3 +269,106 @@ async fn a_copied_back_postgres_row_is_refused() {
     };
     assert!(failure.log.contains("--accept-rollback"), "{}", failure.log);
 }
+
+/// Issue 20: a replica whose LISTEN connection is killed (so it misses the
+/// notifications of writes made meanwhile) catches up once its listener is
+/// back, and its resynchronisation reads only the records that changed, not
+/// the table (the replica's own `re-read` log lines say how many it read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_missed_notifications_catches_up_reading_only_changes() {
+    const STORED: usize = 150;
+    let Some(schema) = PgSchema::new().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = random_master_key();
+    let options = replica_options(dir.path(), &schema, &key);
+    let a = Broker::start(options.clone());
+    let f = Fixtures::new();
+    let mut admin_a = a.admin().await;
+    for i in 0..STORED {
+        admin_a
+            .put_credential(f.test(&format!("stored-{i:03}")))
+            .await
+            .unwrap();
+    }
+    let b = Broker::start(options);
+    wait_until(&b, &format!("stored-{:03}", STORED - 1), Result::is_ok).await;
+    let seen_before = b.log_text().lines().count();
+
+    let (client, connection) =
+        tokio_postgres::connect(&super::services::postgres_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let killed = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            &[&format!("LISTEN twilio_broker_{}", schema.name)],
+        )
+        .await
+        .unwrap()
+        .len();
+    assert!(killed >= 2, "{killed} listening connections found");
+    for name in ["missed-1", "missed-2", "missed-3"] {
+        admin_a.put_credential(f.test(name)).await.unwrap();
+    }
+    admin_a
+        .delete_credential(pb::DeleteCredentialRequest {
+            name: "stored-007".into(),
+        })
+        .await
+        .unwrap();
+    let caught_up = wait_until(&b, "missed-3", Result::is_ok).await;
+    eprintln!("replica B served the missed writes {caught_up:?} after the last one");
+    wait_until(
+        &b,
+        "stored-007",
+        |r| matches!(r, Err(status) if status.code() == Code::NotFound),
+    )
+    .await;
+    assert!(get(&b, "missed-1").await.is_ok() && get(&b, "missed-2").await.is_ok());
+
+    let log = without_ansi(&b.log_text());
+    let rereads: Vec<(usize, u64)> = log
+        .lines()
+        .skip(seen_before)
+        .filter(|l| l.contains("re-read the store's credential records"))
+        .map(|l| {
+            let field = |name: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {l}"))
+            };
+            (field("read=") as usize, field("since_cursor="))
+        })
+        .collect();
+    assert!(!rereads.is_empty(), "replica B logged no re-read");
+    for (read, since) in &rereads {
+        assert!(*since > 0, "a re-read listed the whole table: {rereads:?}");
+        assert!(
+            *read <= 12,
+            "a re-read read {read} of {STORED} records: {rereads:?}"
+        );
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`), which the human log
+/// format puts around field names.
+fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

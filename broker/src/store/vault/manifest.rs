@@ -58,7 +58,8 @@ fn bucket_key(bucket: usize) -> String {
     format!("{BUCKET_PREFIX}{bucket:02x}")
 }
 
-fn bucket_prefix(bucket: usize) -> String {
+/// The store-key prefix of the credential records in `bucket`.
+pub fn bucket_prefix(bucket: usize) -> String {
     format!("{}{bucket:02x}", CREDENTIAL_PREFIX)
 }
 
@@ -316,18 +317,18 @@ impl Manifest {
         Ok(())
     }
 
-    /// Reads every bucket the top lists newer than held. Returns how many.
+    /// Reads every bucket the top lists newer than held. Returns which.
     pub async fn refresh(
         &mut self,
         store: &dyn Store,
         key: &MasterKey,
-    ) -> Result<usize, StoreError> {
-        let mut read = 0;
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut read = Vec::new();
         for bucket in 0..BUCKETS {
             if self.committed[bucket] <= self.held[bucket].version {
                 continue;
             }
-            read += 1;
+            read.push(bucket);
             match store.get(&bucket_key(bucket)).await? {
                 Some(stored) => self.apply_bucket(key, bucket, &stored, false)?,
                 None => {
@@ -455,73 +456,54 @@ pub async fn write_all(
     Ok(written)
 }
 
-/// Commits that `store_key` is now at `version` (or gone): rewrites its
-/// bucket, then the top, merging other replicas' writes on a conflict.
-/// `high` is the highest record version seen (a delete raises the
-/// generation above it). Returns the manifest as committed.
+/// Commits a group of changes, each a store key now at a record version
+/// (or gone): rewrites each bucket the group touches, makes them durable
+/// (one [`Store::sync`]), then rewrites the top and makes it durable, so a
+/// top never names a bucket version the store may lose. Other replicas'
+/// writes are merged on a conflict. `high` is the highest record version
+/// seen (a delete raises the generation above it). Returns the manifest as
+/// committed.
+///
+/// **Invariant (group commit):** every change's bucket is durable before
+/// the top that lists it, as for a single write; a caller acknowledges the
+/// group's writes only after this returns.
 pub async fn commit(
     store: &dyn Store,
     key: &MasterKey,
     current: &Manifest,
     high: u64,
-    store_key: &str,
-    version: Option<u64>,
+    changes: &[(String, Option<u64>)],
 ) -> Result<Manifest, Error> {
-    let bucket = bucket_of(store_key);
-    let mut next = current.clone();
-    let mut bucket_version = None;
-    for _ in 0..ATTEMPTS {
-        let mut records = next.bucket_records(bucket);
-        let floor = next.held[bucket].version.max(next.committed[bucket]) + 1;
-        let at = match version {
-            Some(v) => {
-                records.insert(store_key.to_owned(), v);
-                v.max(floor)
-            }
-            None => {
-                records.remove(store_key);
-                (next.generation.max(high) + 1).max(floor)
-            }
-        };
-        let sealed = seal_bucket(key, bucket, at, records.clone());
-        let expected = next.held[bucket].store_version;
-        match store
-            .compare_and_swap(&bucket_key(bucket), expected, sealed)
-            .await?
-        {
-            Cas::Swapped { version } => {
-                next.replace_bucket(bucket, records);
-                next.held[bucket] = Held {
-                    version: at,
-                    store_version: version,
-                };
-                bucket_version = Some(at);
-                break;
-            }
-            Cas::Conflict { .. } => match store.get(&bucket_key(bucket)).await? {
-                Some(stored) => next.apply_bucket(key, bucket, &stored, false)?,
-                None => {
-                    next.held[bucket] = Held::default();
-                    next.replace_bucket(bucket, BTreeMap::new());
-                }
-            },
-        }
+    let mut by_bucket: BTreeMap<usize, Vec<(&str, Option<u64>)>> = BTreeMap::new();
+    for (store_key, version) in changes {
+        by_bucket
+            .entry(bucket_of(store_key))
+            .or_default()
+            .push((store_key, *version));
     }
-    let Some(at) = bucket_version else {
-        return Err(Error::ConcurrentChange {
-            what: "the store's manifest".into(),
-        });
-    };
+    let mut next = current.clone();
+    let mut written = Vec::with_capacity(by_bucket.len());
+    for (bucket, changes) in &by_bucket {
+        written.push((
+            *bucket,
+            commit_bucket(store, key, &mut next, high, *bucket, changes).await?,
+        ));
+    }
+    store.sync().await?;
     for _ in 0..ATTEMPTS {
         let mut committed = next.committed.clone();
-        committed[bucket] = committed[bucket].max(at);
-        let generation = next.generation.max(at);
+        let mut generation = next.generation;
+        for (bucket, at) in &written {
+            committed[*bucket] = committed[*bucket].max(*at);
+            generation = generation.max(*at);
+        }
         let sealed = seal_top(key, generation, &committed);
         match store
-            .compare_and_swap(TOP, next.top_version, sealed)
+            .compare_and_swap_deferred(TOP, next.top_version, sealed)
             .await?
         {
             Cas::Swapped { version } => {
+                store.sync().await?;
                 next.committed = committed;
                 next.generation = generation;
                 next.top_version = version;
@@ -549,6 +531,61 @@ pub async fn commit(
                 next.generation = next.generation.max(theirs.generation);
                 next.top_version = theirs.top_version;
             }
+        }
+    }
+    Err(Error::ConcurrentChange {
+        what: "the store's manifest".into(),
+    })
+}
+
+/// Rewrites `bucket` with `changes` applied (deferred: [`commit`] syncs),
+/// merging another replica's version of it on a conflict. Returns the
+/// version the bucket was written at.
+async fn commit_bucket(
+    store: &dyn Store,
+    key: &MasterKey,
+    next: &mut Manifest,
+    high: u64,
+    bucket: usize,
+    changes: &[(&str, Option<u64>)],
+) -> Result<u64, Error> {
+    for _ in 0..ATTEMPTS {
+        let mut records = next.bucket_records(bucket);
+        let floor = next.held[bucket].version.max(next.committed[bucket]) + 1;
+        let mut at = floor;
+        for (store_key, version) in changes {
+            at = at.max(match version {
+                Some(v) => {
+                    records.insert((*store_key).to_owned(), *v);
+                    *v
+                }
+                None => {
+                    records.remove(*store_key);
+                    next.generation.max(high) + 1
+                }
+            });
+        }
+        let sealed = seal_bucket(key, bucket, at, records.clone());
+        let expected = next.held[bucket].store_version;
+        match store
+            .compare_and_swap_deferred(&bucket_key(bucket), expected, sealed)
+            .await?
+        {
+            Cas::Swapped { version } => {
+                next.replace_bucket(bucket, records);
+                next.held[bucket] = Held {
+                    version: at,
+                    store_version: version,
+                };
+                return Ok(at);
+            }
+            Cas::Conflict { .. } => match store.get(&bucket_key(bucket)).await? {
+                Some(stored) => next.apply_bucket(key, bucket, &stored, false)?,
+                None => {
+                    next.held[bucket] = Held::default();
+                    next.replace_bucket(bucket, BTreeMap::new());
+                }
+            },
         }
     }
     Err(Error::ConcurrentChange {

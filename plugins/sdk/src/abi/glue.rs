@@ -409,6 +409,39 @@ pub unsafe extern "C" fn storage_wait<T: StoragePlugin>(
     })
 }
 
+/// `changes_since` of a storage backend.
+///
+/// # Safety
+/// Called by the host per the ABI rules in [`crate::abi`].
+pub unsafe extern "C" fn storage_changes<T: StoragePlugin>(
+    raw: *mut c_void,
+    prefix: TbSlice,
+    cursor: u64,
+    entries_out: *mut TbBuf,
+    cursor_out: *mut u64,
+    error_out: *mut TbBuf,
+) -> i32 {
+    guarded(error_out, || {
+        // SAFETY: per the ABI rules.
+        let (store, prefix) = unsafe { (handle::<T>(raw)?, text(prefix, "prefix")?) };
+        let Some(changes) = store.changes_since(prefix, cursor)? else {
+            return Ok(TB_STATUS_UNSUPPORTED);
+        };
+        let encoded = crate::wire::encode_changes(
+            changes
+                .entries
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_ref())),
+        );
+        // SAFETY: per the ABI rules.
+        unsafe {
+            write(cursor_out, changes.cursor);
+            write(entries_out, buf_from(encoded));
+        }
+        Ok(TB_STATUS_OK)
+    })
+}
+
 /// `close` of a storage backend.
 ///
 /// # Safety
@@ -431,6 +464,7 @@ pub const fn storage_table<T: StoragePlugin>() -> TbStorageV2 {
         compare_and_swap: Some(storage_cas::<T>),
         wait_for_change: Some(storage_wait::<T>),
         close: Some(storage_close::<T>),
+        changes_since: Some(storage_changes::<T>),
     }
 }
 

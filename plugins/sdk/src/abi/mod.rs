@@ -176,6 +176,26 @@ pub type TbWaitFn = Option<
     ) -> i32,
 >;
 
+/// Storage `changes_since` (optional; appended within version 2): what
+/// changed under `prefix` since `cursor`, encoded into `entries_out` as
+/// `list` does, in ascending key order, with version 0 and no value for a
+/// key that is gone; `cursor_out` receives the cursor to ask from next
+/// (positive). With `cursor` 0, every entry under `prefix` (as `list`).
+/// With a cursor from an earlier answer, at least every key under `prefix`
+/// written or removed since that answer was read (unchanged keys may be
+/// included). `TB_STATUS_UNSUPPORTED` when the backend cannot tell; the
+/// broker then reads everything with `list`.
+pub type TbChangesFn = Option<
+    unsafe extern "C" fn(
+        handle: *mut c_void,
+        prefix: TbSlice,
+        cursor: u64,
+        entries_out: *mut TbBuf,
+        cursor_out: *mut u64,
+        error_out: *mut TbBuf,
+    ) -> i32,
+>;
+
 /// Version 1: the calls of an audit sink (exact-match table).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -266,6 +286,9 @@ pub struct TbStorageV2 {
     pub wait_for_change: TbWaitFn,
     /// Frees the handle. Required.
     pub close: TbHandleFn,
+    /// Optional (appended within version 2): see [`TbChangesFn`]. Absent
+    /// (an older `struct_size`) or null: the broker re-reads everything.
+    pub changes_since: TbChangesFn,
 }
 
 /// Version 2: what `twilio_broker_plugin_v2` returns, a static table that

@@ -58,6 +58,10 @@ pub(super) const HINTS: &[(&str, &str)] = &[
         "bump the change generation on every write and wake waiters (condition variable, LISTEN/NOTIFY)",
     ),
     (
+        "changes_since reports what changed after a cursor",
+        "stamp each write and removal (a sequence or transaction id column with an index, and tombstones for removals) and return every key stamped at or after the cursor, removals as gone",
+    ),
+    (
         "the suite's keys can all be deleted",
         "`list` must return every key under the prefix and `delete` must remove it",
     ),
@@ -316,6 +320,57 @@ pub fn run(store: &dyn Storage) -> Report {
             Ok(())
         },
     );
+
+    report.run("changes_since reports what changed after a cursor", || {
+        let prefix = k("changes/");
+        let key = |n: &str| format!("{prefix}{n}");
+        store.put(&key("kept"), b"1")?;
+        store.put(&key("removed"), b"2")?;
+        let Some(first) = store.changes_since(&prefix, 0)? else {
+            return Err(Fail::Skipped(
+                "the backend cannot list changes; the broker re-reads everything".into(),
+            ));
+        };
+        let names = |entries: &[(String, Option<crate::Versioned>)]| {
+            entries
+                .iter()
+                .map(|(k, v)| (k.trim_start_matches(&prefix).to_owned(), v.is_some()))
+                .collect::<Vec<_>>()
+        };
+        ensure!(
+            names(&first.entries) == [("kept".to_owned(), true), ("removed".to_owned(), true)],
+            "cursor 0 did not return every entry under the prefix: {:?}",
+            names(&first.entries)
+        );
+        ensure!(first.cursor > 0, "the cursor is 0");
+        let written = store.put(&key("written"), b"3")?;
+        store.delete(&key("removed"))?;
+        let Some(next) = store.changes_since(&prefix, first.cursor)? else {
+            return Err(Fail::Failed("changes_since stopped answering".into()));
+        };
+        let got = names(&next.entries);
+        ensure!(
+            got.contains(&("written".to_owned(), true))
+                && got.contains(&("removed".to_owned(), false)),
+            "after the cursor, a write and a removal are missing: {got:?}"
+        );
+        ensure!(
+            next.entries.iter().any(|(k, v)| k.ends_with("/written")
+                && v.as_ref()
+                    .is_some_and(|v| v.version == written && v.value == b"3")),
+            "the written entry came back with another version or value"
+        );
+        ensure!(
+            next.entries.windows(2).all(|w| w[0].0 < w[1].0),
+            "entries are not in ascending key order"
+        );
+        for (k, _) in &next.entries {
+            ensure!(k.starts_with(&prefix), "{k} is outside the prefix");
+        }
+        store.delete(&key("kept"))?;
+        store.delete(&key("written"))?;
+        Ok(())
+    });
 
     report.run("the suite's keys can all be deleted", || {
         for (key, _) in store.list(&root)? {
