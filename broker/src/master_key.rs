@@ -121,7 +121,7 @@ pub fn env_value() -> Option<Zeroizing<String>> {
 /// A public fingerprint of a master key (first 8 bytes of a domain-separated
 /// SHA-256), stored beside each sealed record so the broker can tell "wrong
 /// key" from "damaged record" and so that rotation can find old records.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KeyId(pub [u8; 8]);
 
 impl std::fmt::Display for KeyId {

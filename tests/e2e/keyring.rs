@@ -510,3 +510,108 @@ async fn a_master_key_rotates_on_postgres_under_load_with_zero_failed_calls() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_chain_verifies_across_an_offline_rekey() {
+    let dir = tempfile::tempdir().unwrap();
+    let (audit, state) = (dir.path().join("audit.jsonl"), dir.path().join("b.state"));
+    let args = vec![
+        "--audit-file".to_owned(),
+        arg(&audit),
+        "--state-file".to_owned(),
+        arg(&state),
+    ];
+    let old = random_master_key();
+    let mut broker = Broker::start(Options {
+        master_key: Some(old.clone()),
+        args: args.clone(),
+        ..Options::default()
+    });
+    let f = Fixtures::new();
+    broker
+        .admin()
+        .await
+        .put_credential(f.test("before"))
+        .await
+        .unwrap();
+    let data = broker.data_dir.clone();
+    let mut same = broker.same_data();
+    broker.terminate();
+    let old_pub = run_cli(
+        &["audit", "pubkey"],
+        "",
+        &[("TWILIO_BROKER_MASTER_KEY", &old)],
+    );
+    let old_pub = String::from_utf8_lossy(&old_pub.stdout).trim().to_owned();
+    let new = random_master_key();
+    let new_file = dir.path().join("new.key");
+    std::fs::write(&new_file, format!("{new}\n")).unwrap();
+    std::fs::set_permissions(
+        &new_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let rekeyed = run_cli(
+        &[
+            "rekey",
+            "--data-dir",
+            &arg(&data),
+            "--state-file",
+            &arg(&state),
+            "--new-key-file",
+            &arg(&new_file),
+        ],
+        "",
+        &[("TWILIO_BROKER_MASTER_KEY", &old)],
+    );
+    assert!(
+        rekeyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rekeyed.stderr)
+    );
+    same.master_key = Some(new.clone());
+    same.args = args;
+    let mut broker = Broker::start(same);
+    broker
+        .admin()
+        .await
+        .put_credential(f.test("after"))
+        .await
+        .unwrap();
+    broker.terminate();
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        text.contains("\"handover\""),
+        "the rekey's handover is in the chain"
+    );
+    for (what, args, env) in [
+        (
+            "the old public key",
+            vec!["audit", "verify", "--pubkey", old_pub.as_str()],
+            None,
+        ),
+        (
+            "the new master key",
+            vec!["audit", "verify"],
+            Some(new.as_str()),
+        ),
+    ] {
+        let mut args = args;
+        let audit_arg = arg(&audit);
+        args.push(&audit_arg);
+        let env: Vec<(&str, &str)> = env
+            .map(|k| ("TWILIO_BROKER_MASTER_KEY", k))
+            .into_iter()
+            .collect();
+        let out = run_cli(&args, "", &env);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("chain intact"),
+            "{what}: {text}"
+        );
+    }
+}

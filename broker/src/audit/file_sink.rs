@@ -169,7 +169,7 @@ enum Control {
     Flush,
     Reopen,
     /// A master key rotation: hand the chain over to this signer.
-    Signer(Signer),
+    Signer(Box<Signer>),
 }
 
 struct Queue {
@@ -574,7 +574,7 @@ impl FileSink {
     /// keyring): a checkpoint signed by the current key, then a signer line
     /// with its handover signature. Nothing when the key is the same.
     pub fn set_signer(&self, master: &crate::master_key::MasterKey) -> Arc<Outcome> {
-        self.control(Control::Signer(Signer::derive(master)))
+        self.control(Control::Signer(Box::new(Signer::derive(master))))
     }
 }
 
@@ -652,7 +652,7 @@ impl Writer {
                         if signer.public() != self.signer.public() {
                             let mut out = std::mem::take(&mut self.pending);
                             self.chain.push_handover(&mut out, &self.signer, &signer);
-                            self.signer = signer;
+                            self.signer = *signer;
                             self.pending = out;
                             self.write(None, None, true);
                         }

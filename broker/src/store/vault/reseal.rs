@@ -130,11 +130,12 @@ impl Vault {
     /// Counts which key every record is sealed under (a whole pass over the
     /// index and the vault's own records).
     pub async fn keyring_progress(&self) -> Result<KeyringProgress, StoreError> {
-        self.count(&self.key.load()).await
+        let key = self.key.load_full();
+        self.count(&key).await
     }
 
     async fn count(&self, key: &MasterKey) -> Result<KeyringProgress, StoreError> {
-        let index = self.index.load();
+        let index = self.index.load_full();
         let mut progress = KeyringProgress {
             newest: key.id(),
             sealed_under: key.ring().map(|k| (k.id(), 0)).collect(),
@@ -377,7 +378,7 @@ mod tests {
             updated_at: SystemTime::now(),
             secret: Secret::AuthToken {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-                auth_token: format!("{:032x}", rand::random::<u128>()),
+                auth_token: format!("{:032x}", rand::random::<u128>()).into(),
                 secondary_auth_token: None,
             },
         }
@@ -505,8 +506,7 @@ mod tests {
         a.set_keyring(ring.clone()).await.expect("a ring");
         b.set_keyring(ring).await.expect("b ring");
         // b writes under the new key while a re-seals: both land.
-        let (resealed, written) = tokio::join!(reseal_all(&a), b.put(auth("c3")));
-        let _ = resealed;
+        let ((), written) = tokio::join!(reseal_all(&a), b.put(auth("c3")));
         let written = written.expect("b's write");
         reseal_all(&a).await;
         a.reread().await.expect("reread");
