@@ -1042,7 +1042,15 @@ mod tests {
             chain.push(&mut out, b"{\"rpc\":\"B\"}");
             match (handover, forger) {
                 (true, None) => chain.push_handover(&mut out, &old, &new),
-                (true, Some(forger)) => chain.push_handover(&mut out, forger, &new),
+                // A forger without the old key: the handover signed by another.
+                (true, Some(forger)) => chain.push_signer(
+                    &mut out,
+                    &SignerRecord::new(
+                        old.public(),
+                        new.public(),
+                        Some(forger.handover(&new.public())),
+                    ),
+                ),
                 (false, _) => chain.push_signer(
                     &mut out,
                     &SignerRecord::new(old.public(), new.public(), None),
