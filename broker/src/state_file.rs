@@ -5,6 +5,9 @@
 //! Today it holds the head of each audit chain (`audit`: sink name → the
 //! sequence number and hash of the last durable line). The store's
 //! high-water mark (rollback protection, issue 14) joins it as a new field.
+//! Issue 18 adds what the re-seal task last counted per master key (what
+//! `keyring retire` checks) and the audit signer handover an offline `rekey`
+//! leaves for the daemon.
 //! A reader refuses a file written by a newer format version, and older
 //! readers ignore fields they do not know, so a field that an older broker
 //! must not drop when it rewrites the file comes with a version bump.

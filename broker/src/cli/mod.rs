@@ -1,7 +1,8 @@
 //! The `twilio-broker` command line: one module per command group.
 //!
-//! `serve` and `rekey` work on the data directory directly; every other
-//! command is a client of a running broker through its gRPC API.
+//! `serve` and `rekey` work on the data directory directly, `keyring` on
+//! the keyring and state files; every other command is a client of a
+//! running broker through its gRPC API.
 
 mod audit;
 pub(crate) mod connect;
