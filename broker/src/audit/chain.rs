@@ -827,8 +827,9 @@ pub fn verify_files(
         verifier.file = file;
         verifier.fail(
             line,
-            "checkpoints from here on are signed by a key that was neither given nor handed over \
-             from a given key (pass its public key with --pubkey, or the keyring that holds it)",
+            "checkpoint signatures from here on verify only under a key that was neither given \
+             nor handed over from a given key (pass its public key with --pubkey, or the keyring \
+             that holds it)",
         );
         return Ok(verifier.report);
     }
