@@ -827,9 +827,9 @@ pub fn verify_files(
         verifier.file = file;
         verifier.fail(
             line,
-            "checkpoint signatures from here on verify only under a key that was neither given \
-             nor handed over from a given key (pass its public key with --pubkey, or the keyring \
-             that holds it)",
+            "checkpoint signature does not verify under any key given, nor under one handed over \
+             from a given key (signed by another broker's key; if it is yours, pass its public \
+             key with --pubkey, or the keyring that holds it)",
         );
         return Ok(verifier.report);
     }
@@ -1085,7 +1085,11 @@ mod tests {
         let broken = verify_lines(&keys(vec![stranger]), &lines)
             .broken
             .expect("broken");
-        assert!(broken.reason.contains("neither given"), "{}", broken.reason);
+        assert!(
+            broken.reason.contains("under any key given"),
+            "{}",
+            broken.reason
+        );
         // A handover signed by anyone but the previous signer is refused.
         let forger = Signer::derive(&MasterKey::generate());
         let broken = verify_lines(&keys(vec![old.public()]), &build(true, Some(&forger)))
@@ -1097,7 +1101,11 @@ mod tests {
         let broken = verify_lines(&keys(vec![old.public()]), &bare)
             .broken
             .expect("broken");
-        assert!(broken.reason.contains("neither given"), "{}", broken.reason);
+        assert!(
+            broken.reason.contains("under any key given"),
+            "{}",
+            broken.reason
+        );
         assert!(verify_lines(&keys(vec![old.public(), new.public()]), &bare).is_intact());
         assert_eq!(declared_signer(&lines[0]), Some(old.public().to_hex()));
         assert_eq!(declared_signer(&lines[1]), None);
