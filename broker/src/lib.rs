@@ -28,6 +28,7 @@ pub(crate) mod doctor;
 pub(crate) mod error;
 pub(crate) mod gate;
 pub(crate) mod grpc;
+pub(crate) mod keyring;
 pub(crate) mod listing;
 pub(crate) mod master_key;
 pub(crate) mod mint;

@@ -25,10 +25,16 @@ pub const ENV_VAR: &str = "TWILIO_BROKER_MASTER_KEY";
 
 /// A 256-bit master key. Prints as its key id only; zeroized on drop;
 /// clones share one copy of the bytes, locked in RAM when possible.
+///
+/// A key loaded from a keyring (see [`crate::keyring`]) is the keyring's
+/// newest key and carries the older ones: it seals under itself only and
+/// opens what any key of the ring sealed ([`MasterKey::opener`]).
 #[derive(Clone)]
 pub struct MasterKey {
     bytes: Arc<KeyBytes>,
     id: KeyId,
+    /// The older keys of the keyring, newest first (never nested: each has none).
+    older: Arc<[MasterKey]>,
 }
 
 /// The key's bytes and its derived subkeys at a fixed address, locked in RAM
@@ -115,7 +121,7 @@ pub fn env_value() -> Option<Zeroizing<String>> {
 /// A public fingerprint of a master key (first 8 bytes of a domain-separated
 /// SHA-256), stored beside each sealed record so the broker can tell "wrong
 /// key" from "damaged record" and so that rotation can find old records.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KeyId(pub [u8; 8]);
 
 impl std::fmt::Display for KeyId {
@@ -135,7 +141,11 @@ impl std::fmt::Debug for KeyId {
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MasterKey(id {})", self.id)
+        write!(f, "MasterKey(id {}", self.id)?;
+        for older in self.older.iter() {
+            write!(f, ", older {}", older.id)?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -156,6 +166,14 @@ pub enum MasterKeyError {
     Malformed {
         /// Where it came from (a variable name or file path).
         source_name: String,
+    },
+    /// A keyring file that is not a list of distinct keys.
+    #[error("the keyring {path}: {reason}")]
+    Keyring {
+        /// The file.
+        path: String,
+        /// What is wrong (never a key's bytes).
+        reason: String,
     },
     /// The key file may be read by its group or others.
     #[error(
@@ -204,7 +222,45 @@ impl MasterKey {
                 _subkeys_locked: subkeys_locked,
             }),
             id,
+            older: Arc::from(Vec::new()),
         }
+    }
+
+    /// This key as the newest of a keyring whose older keys are `older`
+    /// (newest first; their own older keys and any repeat of an id are dropped).
+    pub fn with_older(self, older: Vec<MasterKey>) -> Self {
+        let mut kept: Vec<MasterKey> = Vec::with_capacity(older.len());
+        for key in older {
+            if key.id != self.id && kept.iter().all(|k| k.id != key.id) {
+                kept.push(key.alone());
+            }
+        }
+        MasterKey {
+            older: Arc::from(kept),
+            ..self
+        }
+    }
+
+    /// This key without the older keys of its keyring.
+    pub fn alone(&self) -> Self {
+        MasterKey {
+            bytes: Arc::clone(&self.bytes),
+            id: self.id,
+            older: Arc::from(Vec::new()),
+        }
+    }
+
+    /// The key of the keyring whose id is `id` (this one or an older one).
+    pub fn opener(&self, id: KeyId) -> Option<&MasterKey> {
+        if id == self.id {
+            return Some(self);
+        }
+        self.older.iter().find(|k| k.id == id)
+    }
+
+    /// Every key of the keyring, newest (this one) first.
+    pub fn ring(&self) -> impl Iterator<Item = &MasterKey> {
+        std::iter::once(self).chain(self.older.iter())
     }
 
     /// A fresh random key.
@@ -226,9 +282,50 @@ impl MasterKey {
         Ok(Self::from_bytes(bytes))
     }
 
-    /// Reads a key file holding base64 text; a file that its group or
-    /// others may read (or write) is refused.
+    /// Reads a key file: one key, or a keyring of several (see
+    /// [`crate::keyring`]: base64 lines, newest first), returned as its
+    /// newest key carrying the older ones. A file that its group or others
+    /// may read (or write) is refused.
     pub fn from_file(path: &Path) -> Result<Self, MasterKeyError> {
+        let text = Self::read_key_file(path)?;
+        Self::parse_keyring(&text, path)
+    }
+
+    /// Parses keyring text (the format of `crate::keyring`: one base64 key
+    /// per line, newest first, `#` comments and blank lines ignored): the
+    /// newest key, carrying the older ones. Empty rings and a key given
+    /// twice are refused, naming the line (never a key's bytes).
+    pub fn parse_keyring(text: &str, path: &Path) -> Result<Self, MasterKeyError> {
+        let keyring_error = |reason: String| MasterKeyError::Keyring {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut keys: Vec<MasterKey> = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key =
+                Self::from_base64(line, &format!("{} (line {})", path.display(), number + 1))?;
+            if keys.iter().any(|k| k.id == key.id) {
+                return Err(keyring_error(format!(
+                    "key id {} appears twice (line {})",
+                    key.id,
+                    number + 1
+                )));
+            }
+            keys.push(key);
+        }
+        let mut keys = keys.into_iter();
+        let newest = keys
+            .next()
+            .ok_or_else(|| keyring_error("holds no key".to_owned()))?;
+        Ok(newest.with_older(keys.collect()))
+    }
+
+    /// Reads the text of a key file after checking its mode.
+    fn read_key_file(path: &Path) -> Result<Zeroizing<String>, MasterKeyError> {
         use std::os::unix::fs::PermissionsExt as _;
         if let Ok(meta) = std::fs::metadata(path) {
             let mode = meta.permissions().mode() & 0o777;
@@ -239,13 +336,12 @@ impl MasterKey {
                 });
             }
         }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
-            MasterKeyError::Unreadable {
+        Ok(Zeroizing::new(std::fs::read_to_string(path).map_err(
+            |error| MasterKeyError::Unreadable {
                 path: path.display().to_string(),
                 error,
-            }
-        })?);
-        Self::from_base64(&text, &path.display().to_string())
+            },
+        )?))
     }
 
     /// Loads the key from the two environment variables (values passed in so
@@ -275,7 +371,19 @@ impl MasterKey {
         }
     }
 
-    /// Base64 text of the key, for `keygen` only.
+    /// The keyring file the daemon's key comes from, which SIGHUP reloads:
+    /// `TWILIO_BROKER_MASTER_KEY_FILE`, else `config_file`; none when the
+    /// key is inline in `TWILIO_BROKER_MASTER_KEY` (always exactly one key).
+    pub fn keyring_file(config_file: Option<&Path>) -> Option<std::path::PathBuf> {
+        if env_value().is_some() {
+            return None;
+        }
+        std::env::var_os("TWILIO_BROKER_MASTER_KEY_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| config_file.map(Path::to_path_buf))
+    }
+
+    /// Base64 text of the key, for `keygen` and the keyring file only.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(BASE64.encode(self.bytes.bytes.as_slice()))
     }
@@ -291,7 +399,7 @@ impl MasterKey {
         &self.bytes.subkeys[purpose.index()]
     }
 
-    /// The public fingerprint of this key.
+    /// The public fingerprint of this key (the newest of its keyring).
     pub fn id(&self) -> KeyId {
         self.id
     }

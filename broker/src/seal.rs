@@ -66,8 +66,10 @@ pub enum OpenError {
     /// Too short or not a sealed record at all.
     #[error("not a sealed record (truncated or foreign data)")]
     Malformed,
-    /// Sealed under another master key.
-    #[error("sealed under master key {found}, but the broker holds key {expected}")]
+    /// Sealed under a master key the keyring does not hold.
+    #[error(
+        "sealed under master key {found}, which is not in the broker's keyring (newest key {expected})"
+    )]
     WrongKey {
         /// The key id in the record.
         found: KeyId,
@@ -160,12 +162,11 @@ pub fn open_record(key: &MasterKey, store_key: &str, sealed: &[u8]) -> Result<Op
         return Err(OpenError::Malformed);
     }
     let found = key_id_of(sealed).ok_or(OpenError::Malformed)?;
-    if found != key.id() {
-        return Err(OpenError::WrongKey {
-            found,
-            expected: key.id(),
-        });
-    }
+    // Any key of the keyring opens what it sealed; only the newest seals.
+    let key = key.opener(found).ok_or(OpenError::WrongKey {
+        found,
+        expected: key.id(),
+    })?;
     let (header, rest) = sealed.split_at(header_len);
     let (kind, version, aead_key) = if legacy {
         (RecordKind::Legacy, 0, key.expose())
@@ -298,6 +299,27 @@ mod tests {
         as_v1.extend_from_slice(&sealed[4..12]);
         as_v1.extend_from_slice(&sealed[HEADER_LEN..]);
         assert!(open_record(&key, "c/x", &as_v1).is_err());
+    }
+
+    #[test]
+    fn a_keyring_opens_what_any_of_its_keys_sealed_and_seals_under_the_newest() {
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let ring = new.clone().with_older(vec![old.clone()]);
+        let by_old = seal(&old, "k", b"old");
+        assert_eq!(open(&ring, "k", &by_old).expect("opens").as_slice(), b"old");
+        let by_ring = seal(&ring, "k", b"new");
+        assert_eq!(key_id_of(&by_ring), Some(new.id()));
+        assert_eq!(open(&new, "k", &by_ring).expect("opens").as_slice(), b"new");
+        // The old key alone does not hold the new one.
+        assert!(matches!(
+            open(&old, "k", &by_ring),
+            Err(OpenError::WrongKey { .. })
+        ));
+        // A key retired from the ring no longer opens.
+        assert!(matches!(
+            open(&new, "k", &by_old),
+            Err(OpenError::WrongKey { .. })
+        ));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! Today it holds the head of each audit chain (`audit`: sink name → the
 //! sequence number and hash of the last durable line). The store's
 //! high-water mark (rollback protection, issue 14) joins it as a new field.
+//! Issue 18 adds what the re-seal task last counted per master key (what
+//! `keyring retire` checks) and the audit signer handover an offline `rekey`
+//! leaves for the daemon.
 //! A reader refuses a file written by a newer format version, and older
 //! readers ignore fields they do not know, so a field that an older broker
 //! must not drop when it rewrites the file comes with a version bump.
@@ -58,6 +61,43 @@ pub struct StateData {
     /// older was rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreMark>,
+    /// Which master keys the store's records are sealed under, as the
+    /// daemon's re-seal task last counted them (issue 18): what `keyring
+    /// retire` checks. No version bump: a broker that drops the field only
+    /// makes `retire` refuse until the next pass writes it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<KeyringUse>,
+    /// The audit signer handover an offline `rekey` made (it held both
+    /// keys), for the daemon to write into the chain at its next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_handover: Option<SignerRecord>,
+}
+
+/// A change of audit checkpoint key (see `audit::chain`): the new public
+/// key, the old one and, when the old key was at hand, its handover
+/// signature (hex) over the new key. An offline `rekey` keeps one here
+/// until the daemon writes it into the chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignerRecord {
+    /// The new public key (64 hex digits).
+    pub signer: String,
+    /// The previous public key (64 hex digits).
+    pub previous: String,
+    /// The previous key's signature over the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<String>,
+}
+
+/// What the re-seal task last counted (see [`StateData::keyring`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct KeyringUse {
+    /// The id of the keyring's newest key during the count (16 hex digits).
+    pub newest: String,
+    /// True when the count covered every record (the key check, the name
+    /// key, the manifest and every credential) and none was unreadable.
+    pub complete: bool,
+    /// Key id → how many records are sealed under it.
+    pub sealed_under: BTreeMap<String, u64>,
 }
 
 /// The store's high-water mark.
@@ -73,6 +113,8 @@ impl Default for StateData {
             version: FORMAT_VERSION,
             audit: BTreeMap::new(),
             store: None,
+            keyring: None,
+            audit_handover: None,
         }
     }
 }
@@ -113,7 +155,9 @@ pub enum StateFileError {
 /// path. Writes are serialised by an internal lock.
 pub struct StateFile {
     path: PathBuf,
-    key: MasterKey,
+    /// The keyring: its newest key seals each write (swapped by
+    /// [`StateFile::set_key`] when the keyring is reloaded).
+    key: arc_swap::ArcSwap<MasterKey>,
     current: Mutex<StateData>,
 }
 
@@ -137,7 +181,7 @@ impl StateFile {
         let current = read(path, &key)?.unwrap_or_default();
         Ok(StateFile {
             path: path.to_path_buf(),
-            key,
+            key: arc_swap::ArcSwap::from_pointee(key),
             current: Mutex::new(current),
         })
     }
@@ -167,7 +211,7 @@ impl StateFile {
         let mut next = current.clone();
         next.version = FORMAT_VERSION;
         next.audit.insert(sink.to_owned(), anchor);
-        write(&self.path, &self.key, &next)?;
+        write(&self.path, &self.key.load(), &next)?;
         *current = next;
         Ok(())
     }
@@ -189,7 +233,37 @@ impl StateFile {
         let mut next = current.clone();
         next.version = FORMAT_VERSION;
         next.store = Some(StoreMark { generation });
-        write(&self.path, &self.key, &next)?;
+        write(&self.path, &self.key.load(), &next)?;
+        *current = next;
+        Ok(())
+    }
+
+    /// Takes a reloaded keyring: the file is written again at once, sealed
+    /// under its newest key (so an older key can be retired).
+    pub fn set_key(&self, key: MasterKey) -> Result<(), StateFileError> {
+        let current = self.lock();
+        if self.key.load().id() != key.id() && self.path.exists() {
+            write(&self.path, &key, &current)?;
+        }
+        self.key.store(std::sync::Arc::new(key));
+        Ok(())
+    }
+
+    /// The id of the key the file is sealed under now.
+    pub fn sealed_under(&self) -> crate::master_key::KeyId {
+        self.key.load().id()
+    }
+
+    /// Records what the re-seal task counted; written only when it changed.
+    pub fn set_keyring_use(&self, usage: KeyringUse) -> Result<(), StateFileError> {
+        let mut current = self.lock();
+        if current.keyring.as_ref() == Some(&usage) {
+            return Ok(());
+        }
+        let mut next = current.clone();
+        next.version = FORMAT_VERSION;
+        next.keyring = Some(usage);
+        write(&self.path, &self.key.load(), &next)?;
         *current = next;
         Ok(())
     }

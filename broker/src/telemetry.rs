@@ -5,8 +5,8 @@
 //! cached token's expiry and last refresh.
 //!
 //! **Invariant:** no label or value carries a secret or a token; labels are
-//! RPC names, status codes, outcomes, sink names and (opt-in) credential
-//! names. Per-credential series are capped (`max_credential_series`) and
+//! RPC names, status codes, outcomes, sink names, master key ids (public
+//! fingerprints) and (opt-in) credential names. Per-credential series are capped (`max_credential_series`) and
 //! computed per scrape, so a deleted credential's series goes away with it.
 
 mod process;
@@ -285,6 +285,22 @@ fn describe() {
         "1 while grpc.health.v1 says SERVING; 0 while a required audit sink or the store fails, and from the start of a drain."
     );
     describe_gauge!(
+        "twilio_broker_keyring_records",
+        "Records sealed under each master key of the keyring, by key id (a public fingerprint), as the last re-seal pass counted them (the state file included)."
+    );
+    describe_gauge!(
+        "twilio_broker_keyring_reseal_remaining",
+        "Records not yet re-sealed under the keyring's newest key; 0 once an older key may be retired."
+    );
+    describe_gauge!(
+        "twilio_broker_keyring_unreadable_records",
+        "Records the re-seal task cannot open (never re-sealed; they keep `keyring retire` refusing)."
+    );
+    describe_counter!(
+        "twilio_broker_keyring_resealed_total",
+        "Records re-sealed under the keyring's newest key since start-up."
+    );
+    describe_gauge!(
         "twilio_broker_build_info",
         "Always 1; the labels say which build is running."
     );
@@ -293,6 +309,7 @@ fn describe() {
     metrics::counter!("twilio_broker_audit_failures_total").increment(0);
     metrics::counter!("twilio_broker_bearer_cache_hits_total").increment(0);
     metrics::counter!("twilio_broker_bearer_cache_misses_total").increment(0);
+    metrics::counter!("twilio_broker_keyring_resealed_total").increment(0);
     for outcome in ["ok", "rejected", "unavailable"] {
         metrics::counter!("twilio_broker_upstream_requests_total", "outcome" => outcome)
             .increment(0);

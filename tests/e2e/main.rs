@@ -21,6 +21,7 @@ mod durability;
 mod hardening;
 mod harness;
 mod health;
+mod keyring;
 mod listing;
 mod mint;
 mod operations;

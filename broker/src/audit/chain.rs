@@ -17,6 +17,21 @@
 //! dropped events on a full queue) and `"truncation"` (the operator accepted
 //! a file cut before its anchored head).
 //!
+//! A master key rotation (issue 18: `keyring add` and a reload, or an
+//! offline `rekey`) changes the checkpoint key. The chain continues: the
+//! writer signs a last checkpoint with the old key, then writes a
+//! `"record":"signer"` line naming the new public key (`signer`), the old
+//! one (`previous`) and `handover`, the old key's Ed25519 signature over
+//! the new public key; later checkpoints are signed by the new key. A
+//! verifier holding the old public key thus learns to trust the new one,
+//! and one holding only the new key accepts the earlier checkpoints
+//! because a later checkpoint of its own key covers every line before it.
+//! **Invariant:** a checkpoint verifies only under the signer its stream
+//! declared last (start or signer line); it authenticates the lines before
+//! it only when that signer is trusted (given, or handed over from a
+//! trusted one), and a stream whose last such checkpoint is not trusted is
+//! reported broken.
+//!
 //! Format 1 (before issue 13) chained lines with an HMAC keyed from the
 //! master key and had no start line; such files still verify with the
 //! master key, and a broker that opens one continues it with a start line.
@@ -32,6 +47,7 @@ use zeroize::Zeroizing;
 
 use crate::master_key::MasterKey;
 use crate::state_file::Anchor;
+pub use crate::state_file::SignerRecord;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -41,6 +57,7 @@ pub const GENESIS: [u8; 32] = [0; 32];
 pub const FORMAT: u32 = 2;
 const HASH_SUFFIX_LEN: usize = ",\"hash\":\"".len() + 64 + "\"}".len();
 const CHECKPOINT_DOMAIN: &[u8] = b"twilio-broker audit checkpoint v2\0";
+const HANDOVER_DOMAIN: &[u8] = b"twilio-broker audit signer handover v1\0";
 
 /// The key of format 1's HMAC chain, derived from the master key.
 #[derive(Clone)]
@@ -96,6 +113,17 @@ impl Signer {
     fn sign(&self, seq: u64, prev: &[u8; 32]) -> [u8; 64] {
         self.0.sign(&checkpoint_message(seq, prev)).to_bytes()
     }
+
+    /// This key's signature handing the chain over to `next` (hex).
+    pub fn handover(&self, next: &PublicKey) -> String {
+        hex(&self.0.sign(&handover_message(next)).to_bytes())
+    }
+}
+
+fn handover_message(next: &PublicKey) -> Vec<u8> {
+    let mut message = HANDOVER_DOMAIN.to_vec();
+    message.extend_from_slice(next.0.as_bytes());
+    message
 }
 
 /// The public key of audit checkpoints.
@@ -115,13 +143,20 @@ impl PublicKey {
     }
 
     fn verify(&self, seq: u64, prev: &[u8; 32], signature: &str) -> bool {
+        self.verify_message(&checkpoint_message(seq, prev), signature)
+    }
+
+    /// True when `signature` (hex) is this key's handover to `next`.
+    pub fn verify_handover(&self, next: &PublicKey, signature: &str) -> bool {
+        self.verify_message(&handover_message(next), signature)
+    }
+
+    fn verify_message(&self, message: &[u8], signature: &str) -> bool {
         let Some(bytes) = unhex64(signature) else {
             return false;
         };
         let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-        self.0
-            .verify(&checkpoint_message(seq, prev), &signature)
-            .is_ok()
+        self.0.verify(message, &signature).is_ok()
     }
 }
 
@@ -275,6 +310,36 @@ impl Chain {
         self.last_checkpoint = Instant::now();
     }
 
+    /// Hands the chain over from `old` to `new` (a master key rotation): a
+    /// checkpoint signed by `old` when lines are unsigned, then the signer
+    /// record carrying `old`'s handover signature.
+    pub fn push_handover(&mut self, out: &mut Vec<u8>, old: &Signer, new: &Signer) {
+        if self.unsigned > 0 {
+            self.push_checkpoint(out, old);
+        }
+        let record = SignerRecord::new(
+            old.public(),
+            new.public(),
+            Some(old.handover(&new.public())),
+        );
+        self.push_signer(out, &record);
+    }
+
+    /// Appends a signer record (see [`SignerRecord`]).
+    pub fn push_signer(&mut self, out: &mut Vec<u8>, record: &SignerRecord) {
+        let mut object = serde_json::json!({
+            "version": "1",
+            "record": "signer",
+            "time": super::rfc3339(std::time::SystemTime::now()),
+            "signer": record.signer,
+            "previous": record.previous,
+        });
+        if let (Some(handover), Some(map)) = (&record.handover, object.as_object_mut()) {
+            map.insert("handover".into(), handover.clone().into());
+        }
+        self.push(out, object.to_string().as_bytes());
+    }
+
     /// Appends a gap record: `dropped` events (trail event numbers
     /// `first..=last`) did not fit a non-required sink's queue.
     pub fn push_gap(&mut self, out: &mut Vec<u8>, gap: &Gap) {
@@ -300,6 +365,34 @@ impl Chain {
         });
         self.push(out, record.to_string().as_bytes());
     }
+}
+
+impl SignerRecord {
+    /// A change from `previous` to `signer`.
+    pub fn new(previous: PublicKey, signer: PublicKey, handover: Option<String>) -> Self {
+        SignerRecord {
+            signer: signer.to_hex(),
+            previous: previous.to_hex(),
+            handover,
+        }
+    }
+}
+
+/// The signer a line declares (start and signer lines), if any: a cheap
+/// test first, since only those lines carry a `signer` member.
+pub(crate) fn declared_signer(text: &str) -> Option<String> {
+    if !text.contains("\"signer\":\"") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        record: Option<String>,
+        signer: Option<String>,
+    }
+    let declared: Declared = serde_json::from_str(text).ok()?;
+    matches!(declared.record.as_deref(), Some("start" | "signer"))
+        .then_some(declared.signer)
+        .flatten()
 }
 
 /// Events a non-required sink dropped, by trail event number.
@@ -341,6 +434,8 @@ pub(crate) struct Line {
     pub hash: [u8; 32],
     pub record: Option<String>,
     sig: Option<String>,
+    signer: Option<String>,
+    handover: Option<String>,
     /// The line's text without its hash member, closed with `}`.
     body: String,
 }
@@ -353,6 +448,8 @@ pub(crate) fn parse(line: &str) -> Result<Line, String> {
         hash: String,
         record: Option<String>,
         sig: Option<String>,
+        signer: Option<String>,
+        handover: Option<String>,
     }
     let head: Head = serde_json::from_str(line).map_err(|_| "not a JSON audit line".to_owned())?;
     let prev = unhex(&head.prev).ok_or("prev is not a 64-digit hex hash")?;
@@ -370,6 +467,8 @@ pub(crate) fn parse(line: &str) -> Result<Line, String> {
         hash,
         record: head.record,
         sig: head.sig,
+        signer: head.signer,
+        handover: head.handover,
         body: format!("{head_text}}}"),
     })
 }
@@ -396,16 +495,17 @@ pub(crate) fn legacy_mac_ok(key: &ChainKey, line: &str) -> bool {
 pub struct VerifyKeys {
     /// The format-1 HMAC key (from the master key); format-1 lines need it.
     pub legacy: Option<ChainKey>,
-    /// The checkpoint public key; without it signatures are not checked.
-    pub public: Option<PublicKey>,
+    /// The trusted checkpoint public keys (every key of the keyring, or
+    /// those given); without any, signatures are not checked.
+    pub public: Vec<PublicKey>,
 }
 
 impl VerifyKeys {
-    /// Both keys from the master key.
+    /// The keys of every master key of the keyring (newest first).
     pub fn from_master(master: &MasterKey) -> Self {
         VerifyKeys {
             legacy: Some(ChainKey::derive(master)),
-            public: Some(Signer::derive(master).public()),
+            public: master.ring().map(|k| Signer::derive(k).public()).collect(),
         }
     }
 }
@@ -461,6 +561,13 @@ impl VerifyReport {
 
 struct Verifier<'k> {
     keys: &'k VerifyKeys,
+    /// Trusted keys: those given, and those handed over from a trusted one.
+    trusted: Vec<PublicKey>,
+    /// The signer the stream declared last (start or signer line).
+    declared: Option<PublicKey>,
+    /// A checkpoint that verified under a signer not trusted, not yet
+    /// covered by a trusted one: (file, line).
+    untrusted: Option<(PathBuf, usize)>,
     anchor: Option<(u64, [u8; 32])>,
     report: VerifyReport,
     /// True once a format-2 start line was seen (later lines are format 2).
@@ -569,20 +676,55 @@ impl Verifier<'_> {
         }
         match line.record.as_deref() {
             None => self.report.events += 1,
-            Some("checkpoint") => {
-                if let Some(public) = &self.keys.public {
-                    let sig = line.sig.as_deref().unwrap_or_default();
-                    if !public.verify(line.seq, &line.prev, sig) {
+            Some("checkpoint") if !self.keys.public.is_empty() => {
+                let sig = line.sig.as_deref().unwrap_or_default();
+                let signer = match self.declared {
+                    Some(declared) => declared
+                        .verify(line.seq, &line.prev, sig)
+                        .then_some(declared),
+                    None => self
+                        .trusted
+                        .iter()
+                        .find(|k| k.verify(line.seq, &line.prev, sig))
+                        .copied(),
+                };
+                let Some(signer) = signer else {
+                    self.fail(
+                        number,
+                        "checkpoint signature does not verify: forged, or signed by another key",
+                    );
+                    return false;
+                };
+                if self.trusted.contains(&signer) {
+                    self.report.signed_through = Some(line.seq);
+                    self.report.unsigned_tail = 0;
+                    self.untrusted = None;
+                } else if self.untrusted.is_none() {
+                    self.untrusted = Some((self.file.clone(), number));
+                }
+            }
+            Some("start" | "signer") if !self.keys.public.is_empty() => {
+                let Some(signer) = line.signer.as_deref().and_then(PublicKey::parse) else {
+                    self.fail(number, "the line declares no valid signer public key");
+                    return false;
+                };
+                if let Some(handover) = line.handover.as_deref() {
+                    let Some(previous) = self.declared else {
+                        self.fail(number, "a signer handover with no previous signer declared");
+                        return false;
+                    };
+                    if !previous.verify_handover(&signer, handover) {
                         self.fail(
                             number,
-                            "checkpoint signature does not verify: forged, or signed by another \
-                             key",
+                            "the signer handover is not signed by the previous signer (forged)",
                         );
                         return false;
                     }
-                    self.report.signed_through = Some(line.seq);
-                    self.report.unsigned_tail = 0;
+                    if self.trusted.contains(&previous) && !self.trusted.contains(&signer) {
+                        self.trusted.push(signer);
+                    }
                 }
+                self.declared = Some(signer);
             }
             Some("gap") => {
                 #[derive(serde::Deserialize)]
@@ -645,6 +787,9 @@ pub fn verify_files(
 ) -> std::io::Result<VerifyReport> {
     let mut verifier = Verifier {
         keys,
+        trusted: keys.public.clone(),
+        declared: None,
+        untrusted: None,
         anchor: anchor.and_then(|a| Some((a.seq, unhex(&a.hash)?))),
         report: VerifyReport::default(),
         format2: false,
@@ -677,6 +822,16 @@ pub fn verify_files(
             );
             return Ok(verifier.report);
         }
+    }
+    if let Some((file, line)) = verifier.untrusted.take() {
+        verifier.file = file;
+        verifier.fail(
+            line,
+            "checkpoint signature does not verify under any key given, nor under one handed over \
+             from a given key (signed by another broker's key; if it is yours, pass its public \
+             key with --pubkey, or the keyring that holds it)",
+        );
+        return Ok(verifier.report);
     }
     if let Some((seq, _)) = verifier.anchor {
         let last = verifier.report.last.map(|(s, _)| s);
@@ -755,7 +910,7 @@ mod tests {
         let signer = Signer::derive(&master);
         let keys = VerifyKeys {
             legacy: None,
-            public: Some(signer.public()),
+            public: vec![signer.public()],
         };
         let lines = chain_lines(&signer, 6, 3);
         let ok = verify_lines(&keys, &lines);
@@ -799,7 +954,7 @@ mod tests {
         let signer = Signer::derive(&MasterKey::generate());
         let keys = VerifyKeys {
             legacy: None,
-            public: Some(signer.public()),
+            public: vec![signer.public()],
         };
         let mut lines = chain_lines(&signer, 6, 3);
         lines[2] = lines[2].replace("GetBearer", "MintAccessToken");
@@ -819,7 +974,7 @@ mod tests {
         // Another broker's key signs nothing here.
         let other = VerifyKeys {
             legacy: None,
-            public: Some(Signer::derive(&MasterKey::generate()).public()),
+            public: vec![Signer::derive(&MasterKey::generate()).public()],
         };
         assert!(verify_lines(&other, &lines).broken.is_some());
     }
@@ -829,7 +984,7 @@ mod tests {
         let signer = Signer::derive(&MasterKey::generate());
         let keys = VerifyKeys {
             legacy: None,
-            public: Some(signer.public()),
+            public: vec![signer.public()],
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let mut chain = Chain::new(0, GENESIS);
@@ -876,6 +1031,87 @@ mod tests {
     }
 
     #[test]
+    fn a_signer_handover_continues_the_chain_for_either_key() {
+        let (old_master, new_master) = (MasterKey::generate(), MasterKey::generate());
+        let (old, new) = (Signer::derive(&old_master), Signer::derive(&new_master));
+        let build = |handover: bool, forger: Option<&Signer>| {
+            let mut chain = Chain::new(0, GENESIS);
+            let mut out = Vec::new();
+            chain.push_start(&mut out, &old);
+            chain.push(&mut out, b"{\"rpc\":\"A\"}");
+            chain.push_checkpoint(&mut out, &old);
+            chain.push(&mut out, b"{\"rpc\":\"B\"}");
+            match (handover, forger) {
+                (true, None) => chain.push_handover(&mut out, &old, &new),
+                // A forger without the old key: the handover signed by another.
+                (true, Some(forger)) => chain.push_signer(
+                    &mut out,
+                    &SignerRecord::new(
+                        old.public(),
+                        new.public(),
+                        Some(forger.handover(&new.public())),
+                    ),
+                ),
+                (false, _) => chain.push_signer(
+                    &mut out,
+                    &SignerRecord::new(old.public(), new.public(), None),
+                ),
+            }
+            chain.push(&mut out, b"{\"rpc\":\"C\"}");
+            chain.push_checkpoint(&mut out, &new);
+            String::from_utf8(out)
+                .expect("utf8")
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let keys = |public: Vec<PublicKey>| VerifyKeys {
+            legacy: None,
+            public,
+        };
+        let lines = build(true, None);
+        let last = parse(lines.last().expect("line")).expect("line").seq;
+        for trusted in [
+            vec![old.public()],
+            vec![new.public()],
+            VerifyKeys::from_master(&new_master.clone().with_older(vec![old_master.clone()]))
+                .public,
+        ] {
+            let report = verify_lines(&keys(trusted), &lines);
+            assert!(report.is_intact(), "{report:?}");
+            assert_eq!((report.signed_through, report.events), (Some(last), 3));
+        }
+        let stranger = Signer::derive(&MasterKey::generate()).public();
+        let broken = verify_lines(&keys(vec![stranger]), &lines)
+            .broken
+            .expect("broken");
+        assert!(
+            broken.reason.contains("under any key given"),
+            "{}",
+            broken.reason
+        );
+        // A handover signed by anyone but the previous signer is refused.
+        let forger = Signer::derive(&MasterKey::generate());
+        let broken = verify_lines(&keys(vec![old.public()]), &build(true, Some(&forger)))
+            .broken
+            .expect("broken");
+        assert!(broken.reason.contains("handover"), "{}", broken.reason);
+        // Without a handover, the old key alone does not vouch for the new one.
+        let bare = build(false, None);
+        let broken = verify_lines(&keys(vec![old.public()]), &bare)
+            .broken
+            .expect("broken");
+        assert!(
+            broken.reason.contains("under any key given"),
+            "{}",
+            broken.reason
+        );
+        assert!(verify_lines(&keys(vec![old.public(), new.public()]), &bare).is_intact());
+        assert_eq!(declared_signer(&lines[0]), Some(old.public().to_hex()));
+        assert_eq!(declared_signer(&lines[1]), None);
+    }
+
+    #[test]
     fn format_one_files_verify_with_the_master_key_and_upgrade_in_place() {
         let master = MasterKey::generate();
         let legacy = ChainKey::derive(&master);
@@ -908,7 +1144,7 @@ mod tests {
         // With the public key only, format-1 lines cannot be checked.
         let public_only = VerifyKeys {
             legacy: None,
-            public: keys.public,
+            public: keys.public.clone(),
         };
         let broken = verify_lines(&public_only, &lines).broken.expect("broken");
         assert!(broken.reason.contains("master key"), "{}", broken.reason);

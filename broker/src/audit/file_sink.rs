@@ -168,6 +168,8 @@ impl Batch {
 enum Control {
     Flush,
     Reopen,
+    /// A master key rotation: hand the chain over to this signer.
+    Signer(Box<Signer>),
 }
 
 struct Queue {
@@ -229,6 +231,8 @@ struct Tail {
     needs_start: bool,
     /// It ends before the anchor (accepted by the operator).
     truncated: Option<Anchor>,
+    /// The signer the file declared last (start or signer line), hex.
+    signer: Option<String>,
 }
 
 fn seq_prefix(line: &str) -> Option<u64> {
@@ -248,6 +252,7 @@ fn read_tail(
         chain: Chain::after(anchor),
         needs_start: true,
         truncated: None,
+        signer: None,
     };
     let file = match std::fs::OpenOptions::new()
         .read(true)
@@ -263,6 +268,7 @@ fn read_tail(
     }
     let mut reader = std::io::BufReader::new(&file);
     let (mut first_seq, mut last, mut at_anchor) = (None, None::<String>, None::<String>);
+    let mut signer = None;
     let (mut good_len, mut len) = (0u64, 0u64);
     let mut line = String::new();
     loop {
@@ -288,6 +294,9 @@ fn read_tail(
         }
         if anchor.is_some_and(|a| Some(a.seq) == seq) {
             at_anchor = Some(text.to_owned());
+        }
+        if let Some(declared) = super::chain::declared_signer(text) {
+            signer = Some(declared);
         }
         last = Some(text.to_owned());
     }
@@ -322,6 +331,7 @@ fn read_tail(
         chain: Chain::new(parsed.seq + 1, parsed.hash),
         needs_start,
         truncated: None,
+        signer,
     };
     if let Some(anchor) = anchor {
         let before_file = first_seq.is_some_and(|first| first > anchor.seq);
@@ -364,6 +374,47 @@ fn read_tail(
     Ok(tail)
 }
 
+/// When the file's last declared signer is not this broker's (the master
+/// key changed while it was stopped), hands the chain over: signed by the
+/// old key when the keyring still holds it, else with the handover an
+/// offline `rekey` left in the state file, else (a key changed with
+/// neither) as a bare signer line, which verifies only given both public
+/// keys.
+fn continue_signer(
+    chain: &mut Chain,
+    out: &mut Vec<u8>,
+    master: &crate::master_key::MasterKey,
+    signer: &Signer,
+    declared: Option<String>,
+    pending: Option<super::chain::SignerRecord>,
+) {
+    let ours = signer.public();
+    let Some(previous) = declared
+        .as_deref()
+        .and_then(super::chain::PublicKey::parse)
+        .filter(|p| *p != ours)
+    else {
+        return;
+    };
+    if let Some(old) = master
+        .ring()
+        .map(Signer::derive)
+        .find(|s| s.public() == previous)
+    {
+        chain.push_handover(out, &old, signer);
+        return;
+    }
+    let record = pending
+        .filter(|r| r.previous == previous.to_hex() && r.signer == ours.to_hex())
+        .unwrap_or_else(|| {
+            tracing::warn!(previous = %previous.to_hex(), signer = %ours.to_hex(),
+                "the audit file was signed by a key this broker no longer holds and no handover \
+                 was recorded; `audit verify` needs both public keys (--pubkey twice)");
+            super::chain::SignerRecord::new(previous, ours, None)
+        });
+    chain.push_signer(out, &record);
+}
+
 fn legacy_ok(key: &ChainKey, line: &str) -> bool {
     super::chain::legacy_mac_ok(key, line)
 }
@@ -393,6 +444,17 @@ impl FileSink {
         }
         if let Some(anchored) = &tail.truncated {
             chain.push_truncation(&mut preamble, anchored);
+        }
+        if !tail.needs_start {
+            let pending = state.as_ref().and_then(|s| s.snapshot().audit_handover);
+            continue_signer(
+                &mut chain,
+                &mut preamble,
+                master,
+                &signer,
+                tail.signer,
+                pending,
+            );
         }
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
@@ -507,6 +569,13 @@ impl FileSink {
     pub fn reopen(&self) -> Arc<Outcome> {
         self.control(Control::Reopen)
     }
+
+    /// Hands the chain over to `master`'s checkpoint key (a reloaded
+    /// keyring): a checkpoint signed by the current key, then a signer line
+    /// with its handover signature. Nothing when the key is the same.
+    pub fn set_signer(&self, master: &crate::master_key::MasterKey) -> Arc<Outcome> {
+        self.control(Control::Signer(Box::new(Signer::derive(master))))
+    }
 }
 
 impl Drop for FileSink {
@@ -578,6 +647,16 @@ impl Writer {
                     Control::Reopen => {
                         let result = self.reopen();
                         outcome.set(result);
+                    }
+                    Control::Signer(signer) => {
+                        if signer.public() != self.signer.public() {
+                            let mut out = std::mem::take(&mut self.pending);
+                            self.chain.push_handover(&mut out, &self.signer, &signer);
+                            self.signer = *signer;
+                            self.pending = out;
+                            self.write(None, None, true);
+                        }
+                        self.to_syncer(None, Some(outcome), true);
                     }
                 }
             }

@@ -29,7 +29,9 @@ mod trail;
 
 use std::sync::Arc;
 
-pub use chain::{Chain, Gap, PublicKey, Signer, VerifyKeys, hex, unhex, verify_files};
+pub use chain::{
+    Chain, Gap, PublicKey, Signer, SignerRecord, VerifyKeys, hex, unhex, verify_files,
+};
 pub use event::{AuditEvent, Decision, cap, rfc3339};
 pub use file_sink::{FileOptions, FileSink, STATE_NAME, SyncMode, on_worker_park};
 pub use plugin_sink::PluginSink;

@@ -333,6 +333,15 @@ impl AuditTrail {
         self.control(Job::Reopen).await;
     }
 
+    /// Hands every chained file over to `master`'s checkpoint key (a
+    /// reloaded keyring; see `chain.rs`). Plugin streams declare the new
+    /// key in their next start line.
+    pub async fn set_signer(&self, master: &crate::master_key::MasterKey) {
+        for file in &self.files {
+            self.control_file(file, file.sink.set_signer(master)).await;
+        }
+    }
+
     async fn control_file(&self, file: &FileHandle, outcome: Arc<Outcome>) {
         match tokio::time::timeout(file.options.deadline, outcome.wait()).await {
             Ok(Ok(())) => {}

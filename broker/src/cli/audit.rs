@@ -20,9 +20,11 @@ pub enum Command {
         /// The JSON-lines files of one chain, oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The checkpoint public key (64 hex digits, from `audit pubkey`).
+        /// A trusted checkpoint public key (64 hex digits, from `audit
+        /// pubkey`); repeat it for several. Keys the chain hands over to
+        /// (a master key rotation) are trusted through their handover.
         #[arg(long)]
-        pubkey: Option<String>,
+        pubkey: Vec<String>,
         /// The broker's state file: report a chain that ends before its
         /// anchored head (needs the master key).
         #[arg(long)]
@@ -33,17 +35,24 @@ pub enum Command {
         sink: String,
     },
     /// Print the public key that verifies audit checkpoints (needs the
-    /// master key); give it to whoever verifies audit files.
-    Pubkey,
+    /// master key; with a keyring, the newest key's); give it to whoever
+    /// verifies audit files.
+    Pubkey {
+        /// Print the public key of every key of the keyring, newest first.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Runs an audit subcommand.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Pubkey => {
+        Command::Pubkey { all } => {
             let key = crate::master_key::MasterKey::from_environment(None)?
                 .ok_or(crate::master_key::MasterKeyError::Missing)?;
-            println!("{}", Signer::derive(&key).public().to_hex());
+            for key in key.ring().take(if all { usize::MAX } else { 1 }) {
+                println!("{}", Signer::derive(key).public().to_hex());
+            }
             Ok(())
         }
         Command::Verify {
@@ -57,11 +66,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 fn verify(
     files: Vec<PathBuf>,
-    pubkey: Option<String>,
+    pubkey: Vec<String>,
     state_file: Option<PathBuf>,
     sink: &str,
 ) -> anyhow::Result<()> {
-    let master = if pubkey.is_none() || state_file.is_some() {
+    let master = if pubkey.is_empty() || state_file.is_some() {
         Some(
             crate::master_key::MasterKey::from_environment(None)?.ok_or_else(|| {
                 anyhow::anyhow!(
@@ -77,10 +86,17 @@ fn verify(
         .as_ref()
         .map(VerifyKeys::from_master)
         .unwrap_or_default();
-    if let Some(text) = &pubkey {
-        keys.public = Some(PublicKey::parse(text).ok_or_else(|| {
-            anyhow::anyhow!("--pubkey is not an Ed25519 public key (64 hex digits)")
-        })?);
+    if !pubkey.is_empty() {
+        keys.public = pubkey
+            .iter()
+            .map(|text| {
+                PublicKey::parse(text).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--pubkey {text:?} is not an Ed25519 public key (64 hex digits)"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
     }
     let anchor = match (&state_file, &master) {
         (Some(path), Some(key)) => {

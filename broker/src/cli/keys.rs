@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::audit::{Signer, SignerRecord};
 use crate::master_key::MasterKey;
 use crate::state_file::StateFile;
 use crate::store::vault::VaultOptions;
@@ -83,6 +84,14 @@ pub async fn rekey(args: RekeyArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::state_file::default_path(&args.data_dir));
     if let Some(mut data) = crate::state_file::read(&path, &old)? {
         data.version = crate::state_file::FORMAT_VERSION;
+        // The audit chain continues: the old checkpoint key hands over to
+        // the new one, written into the chain at the broker's next start.
+        let (from, to) = (Signer::derive(&old), Signer::derive(&new));
+        data.audit_handover = Some(SignerRecord::new(
+            from.public(),
+            to.public(),
+            Some(from.handover(&to.public())),
+        ));
         crate::state_file::write(&path, &new, &data)?;
     }
     println!(
@@ -109,7 +118,10 @@ pub async fn compact(args: CompactArgs) -> anyhow::Result<()> {
         let vault = Vault::open_with(store, key, options).await?;
         vault.export_resealed()?
     };
-    let count = entries.len() - 2;
+    let count = entries
+        .iter()
+        .filter(|(k, _)| k.starts_with(crate::store::vault::CREDENTIAL_PREFIX))
+        .count();
     let dir = &args.data_dir;
     let sibling = |suffix: &str| {
         let mut name = dir.as_os_str().to_owned();

@@ -1,12 +1,14 @@
 //! The `twilio-broker` command line: one module per command group.
 //!
-//! `serve` and `rekey` work on the data directory directly; every other
-//! command is a client of a running broker through its gRPC API.
+//! `serve` and `rekey` work on the data directory directly, `keyring` on
+//! the keyring and state files; every other command is a client of a
+//! running broker through its gRPC API.
 
 mod audit;
 pub(crate) mod connect;
 mod credential;
 mod doctor;
+mod keyring;
 mod keys;
 mod plugin;
 mod policy;
@@ -59,6 +61,9 @@ enum Command {
     Audit(audit::Command),
     /// Print a new random master key (base64 of 32 bytes) to stdout.
     Keygen,
+    /// Manage the master keys of the keyring file (add, list, retire).
+    #[command(subcommand)]
+    Keyring(keyring::Command),
     /// Re-seal every record in a data directory under a new master key (offline).
     Rekey(keys::RekeyArgs),
     /// Rewrite a data directory from scratch (offline), dropping the bytes of
@@ -120,6 +125,7 @@ pub fn main() -> ExitCode {
             Command::Policy(command) => policy::run(command).await,
             Command::Audit(command) => audit::run(command).await,
             Command::Keygen => keys::keygen(),
+            Command::Keyring(command) => keyring::run(command),
             Command::Rekey(args) => keys::rekey(args).await,
             Command::Compact(args) => keys::compact(args).await,
             Command::Plugin(command) => plugin::run(command).await,

@@ -126,10 +126,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let state_file = open_state_file(&settings, &key)?;
     let audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;
     let options = crate::store::vault::VaultOptions {
-        state_file,
+        state_file: state_file.clone(),
         accept_rollback: settings.accept_rollback,
     };
     let vault = Arc::new(Vault::open_with(Arc::clone(&store), key, options).await?);
+    // Moves every record to the keyring's newest key (issue 18).
+    let resealer = crate::store::vault::reseal::spawn(Arc::clone(&vault), state_file);
+    let keyring =
+        MasterKey::keyring_file(settings.master_key_file.as_deref()).map(|path| KeyringReload {
+            path,
+            vault: Arc::clone(&vault),
+        });
     // Replicas sharing a store (a storage plugin) follow each other's writes.
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
@@ -158,10 +165,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tls.clone(),
         crate::transport::WATCH_INTERVAL,
     ));
-    tokio::spawn(reload_on_sighup(Arc::clone(&state), tls));
+    tokio::spawn(reload_on_sighup(Arc::clone(&state), tls, keyring));
     tokio::spawn(forget_idle_callers(Arc::clone(&state)));
     let served = server::run(bound, state, shutdown).await;
     follower.abort();
+    resealer.abort();
     plugins.close().await;
     served?;
     tracing::info!("twilio-broker stopped");
@@ -258,9 +266,51 @@ async fn forget_idle_callers(state: Arc<State>) {
     }
 }
 
-/// SIGHUP: reload the policy and the TLS certificates (a broken file keeps
-/// the old ones) and reopen audit files (log rotation).
-async fn reload_on_sighup(state: Arc<State>, tls: Vec<Arc<crate::transport::TlsReloader>>) {
+/// The keyring file SIGHUP reloads, and the vault that takes it.
+struct KeyringReload {
+    path: std::path::PathBuf,
+    vault: Arc<Vault>,
+}
+
+impl KeyringReload {
+    /// Reads the keyring again; the vault takes it unless it lacks a key
+    /// still in use, and the audit files hand their chain over to the new
+    /// checkpoint key. A broken file keeps the current keyring.
+    async fn reload(&self, audit: &AuditTrail) {
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || MasterKey::from_file(&path)).await;
+        let ring = match read {
+            Ok(Ok(ring)) => ring,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "cannot reload the keyring; keeping the current one");
+                return;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot reload the keyring; keeping the current one");
+                return;
+            }
+        };
+        let newest = ring.id();
+        let changed = newest != self.vault.key_id();
+        match self.vault.set_keyring(ring.clone()).await {
+            Ok(()) if changed => {
+                audit.set_signer(&ring).await;
+                tracing::info!(newest = %newest,
+                    "new master key: new writes are sealed under it; re-sealing every record");
+            }
+            Ok(()) => {}
+            Err(err) => tracing::error!(error = %err, "keyring not reloaded"),
+        }
+    }
+}
+
+/// SIGHUP: reload the policy, the TLS certificates and the keyring (a
+/// broken file keeps the old ones) and reopen audit files (log rotation).
+async fn reload_on_sighup(
+    state: Arc<State>,
+    tls: Vec<Arc<crate::transport::TlsReloader>>,
+    keyring: Option<KeyringReload>,
+) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
@@ -273,6 +323,9 @@ async fn reload_on_sighup(state: Arc<State>, tls: Vec<Arc<crate::transport::TlsR
             let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
         }
         state.audit().reopen().await;
+        if let Some(keyring) = &keyring {
+            keyring.reload(state.audit()).await;
+        }
     }
 }
 

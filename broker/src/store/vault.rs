@@ -60,8 +60,11 @@ use crate::state_file::StateFile;
 mod group;
 mod manifest;
 mod reread;
+mod names;
+pub(crate) mod reseal;
 
 use manifest::Manifest;
+pub use names::NameKey;
 
 /// Store keys of credential records (a keyed hash of the name follows).
 pub const CREDENTIAL_PREFIX: &str = "c/";
@@ -78,11 +81,16 @@ const PUT_ATTEMPTS: u64 = 16;
 /// With change notifications, still re-read this often in case one was lost.
 const SAFETY_REREAD: Duration = Duration::from_secs(30);
 
-/// The store key of the credential called `name` under `key`.
+/// The store key of the credential called `name` in a store founded with
+/// `key` (whose name key is `key`'s name-hash subkey, see [`NameKey`]).
 pub fn credential_key(key: &MasterKey, name: &str) -> String {
-    let mut mac =
-        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.subkey(Purpose::NameHash))
-            .expect("HMAC takes any key length");
+    hashed_key(key.subkey(Purpose::NameHash), name)
+}
+
+/// The store key of `name` under the name-hash key `name_key`.
+fn hashed_key(name_key: &[u8; 32], name: &str) -> String {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(name_key)
+        .expect("HMAC takes any key length");
     mac.update(name.as_bytes());
     let digest = mac.finalize().into_bytes();
     let mut out = String::with_capacity(CREDENTIAL_PREFIX.len() + 32);
@@ -96,11 +104,12 @@ pub fn credential_key(key: &MasterKey, name: &str) -> String {
 /// Why the vault could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    /// The data directory was sealed under another master key.
+    /// The data directory was sealed under a key the keyring does not hold.
     #[error(
         "the master key does not match this data directory: its records are sealed under \
-         key id {found}, the key given has id {expected}. Start with the key this data \
-         directory was created with (or run `twilio-broker rekey` with it)"
+         key id {found}, which is not in the keyring (newest key id {expected}). Start with \
+         the key (or keyring) this data directory was sealed under, or run `twilio-broker \
+         rekey` with it"
     )]
     WrongMasterKey {
         /// The key id in the data directory.
@@ -111,6 +120,11 @@ pub enum VaultError {
     /// The key-check record is damaged.
     #[error("the master key check record is damaged ({0}); refusing to start")]
     DamagedKeyCheck(OpenError),
+    /// The name-key record is damaged.
+    #[error(
+        "the store's name key record (meta/name-key) cannot be opened ({0}); refusing to start"
+    )]
+    DamagedNameKey(String),
     /// The manifest is damaged.
     #[error("the store's manifest cannot be opened ({0}); refusing to start")]
     DamagedManifest(String),
@@ -167,6 +181,8 @@ struct Entry {
     record_version: u64,
     /// The credential's name, when the record opened.
     name: Option<String>,
+    /// The master key id the record is sealed under (`None`: not a sealed record).
+    sealed_under: Option<KeyId>,
 }
 
 /// The in-memory view: every readable credential, and the records that could
@@ -194,12 +210,19 @@ struct Index {
 
 impl Index {
     /// Adds the record at `store_key`, opened and checked if possible.
-    fn insert_record(&mut self, key: &MasterKey, store_key: &str, stored: &Versioned) {
+    fn insert_record(
+        &mut self,
+        key: &MasterKey,
+        names: &NameKey,
+        store_key: &str,
+        stored: &Versioned,
+    ) {
         self.remove_record(store_key);
         let mut entry = Entry {
             store_version: stored.version,
             record_version: 0,
             name: None,
+            sealed_under: seal::key_id_of(&stored.value),
         };
         let outcome = seal::open_record(key, store_key, &stored.value)
             .map_err(|e| e.to_string())
@@ -209,7 +232,7 @@ impl Index {
                 }
                 entry.record_version = opened.version;
                 let credential = record::decode(&opened.plaintext).map_err(|e| e.to_string())?;
-                if credential_key(key, &credential.name) != store_key {
+                if names.store_key(&credential.name) != store_key {
                     return Err("the record names another credential (moved)".to_owned());
                 }
                 entry.name = Some(credential.name.clone());
@@ -247,7 +270,12 @@ impl Index {
 /// Credentials sealed at rest, readable in memory.
 pub struct Vault {
     store: Arc<dyn Store>,
-    key: MasterKey,
+    /// The keyring: its newest key seals, any of its keys opens. Swapped
+    /// whole by [`Vault::set_keyring`] (SIGHUP), never while a writer runs.
+    key: ArcSwap<MasterKey>,
+    /// The store's name-hash key: fixed for the store's life, whatever the
+    /// keyring (see [`NameKey`]).
+    names: NameKey,
     index: ArcSwap<Index>,
     state_file: Option<Arc<StateFile>>,
     /// Serialises writers so the store and the index change in the same
@@ -274,10 +302,11 @@ impl Vault {
         options: VaultOptions,
     ) -> Result<Self, VaultError> {
         check_master_key(store.as_ref(), &key).await?;
+        let names = names::load(store.as_ref(), &key).await?;
         let manifest = manifest::load(store.as_ref(), &key)
             .await
             .map_err(damaged_manifest)?;
-        let mut manifest = migrate_legacy(store.as_ref(), &key, manifest).await?;
+        let mut manifest = migrate_legacy(store.as_ref(), &key, &names, manifest).await?;
         if let Some(state) = &options.state_file {
             let mark = state.store_generation();
             if manifest.generation < mark {
@@ -319,7 +348,7 @@ impl Vault {
         let (listed, cursor) = reread::read_all(store.as_ref()).await?;
         index.cursor = cursor;
         for (store_key, stored) in &listed {
-            index.insert_record(&key, store_key, stored);
+            index.insert_record(&key, &names, store_key, stored);
         }
         tracing::info!(
             credentials = index.credentials.len(),
@@ -330,7 +359,8 @@ impl Vault {
         );
         Ok(Vault {
             store,
-            key,
+            key: ArcSwap::from_pointee(key),
+            names,
             index: ArcSwap::from_pointee(index),
             state_file: options.state_file,
             write_lock: tokio::sync::Mutex::new(()),
@@ -350,7 +380,7 @@ impl Vault {
         if let Some(credential) = index.credentials.get(name) {
             return Ok(Arc::clone(credential));
         }
-        match index.unreadable.get(&credential_key(&self.key, name)) {
+        match index.unreadable.get(&self.names.store_key(name)) {
             Some(reason) => Err(Error::CredentialUnreadable {
                 credential: name.to_owned(),
                 detail: reason.clone(),
@@ -469,10 +499,20 @@ impl Vault {
         self.delete_grouped(name).await
     }
 
-    /// Every sealed entry of the store as it would be written under `key`:
-    /// the key check, the manifest's buckets and top (one generation up) and every credential
+    /// Publishes `change` applied to the current index. Callers hold the
+    /// write lock, so no change is lost between the load and the store; the
+    /// clone is O(1) (persistent maps) and `change` O(log n).
+    fn publish(&self, change: impl FnOnce(&mut Index)) {
+        let mut next = Index::clone(&self.index.load());
+        change(&mut next);
+        self.index.store(Arc::new(next));
+    }
+
+    /// Every sealed entry of the store as it would be written under `key`
+    /// with the name key `names`: the key check, the name key, the
+    /// manifest's buckets and top (one generation up) and every credential
     /// at its record version. Refuses if any record cannot be opened.
-    fn resealed(&self, key: &MasterKey) -> Result<Resealed, Error> {
+    fn resealed(&self, key: &MasterKey, names: &NameKey) -> Result<Resealed, Error> {
         let index = self.index.load();
         if let Some((store_key, reason)) = index.unreadable.iter().next() {
             return Err(Error::RecordUnreadable {
@@ -482,10 +522,13 @@ impl Vault {
         }
         let generation = index.high.max(index.manifest.generation) + 1;
         let mut records = OrdMap::new();
-        let mut entries = vec![(
-            KEY_CHECK.to_owned(),
-            seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT),
-        )];
+        let mut entries = vec![
+            (
+                KEY_CHECK.to_owned(),
+                seal::seal(key, KEY_CHECK, KEY_CHECK_PLAINTEXT),
+            ),
+            names.sealed(key),
+        ];
         for (old_key, entry) in &index.entries {
             let Some(credential) = entry.name.as_ref().and_then(|n| index.credentials.get(n))
             else {
@@ -494,7 +537,7 @@ impl Vault {
                     detail: "it is not served".into(),
                 });
             };
-            let store_key = credential_key(key, &credential.name);
+            let store_key = names.store_key(&credential.name);
             let sealed = seal::seal_record(
                 key,
                 &store_key,
@@ -510,12 +553,14 @@ impl Vault {
     }
 
     /// Re-seals every record under `new_key` in one atomic store write
-    /// (fresh nonces, store keys hashed under the new key; leftovers of
-    /// earlier formats are dropped). Refuses if any record cannot be opened
-    /// under the current key. Returns how many credentials were re-sealed.
+    /// (fresh nonces, store keys hashed under a name key derived from the
+    /// new key; leftovers of earlier formats are dropped). Refuses if any
+    /// record cannot be opened under the current key. Returns how many
+    /// credentials were re-sealed. (Offline `rekey`; a running daemon
+    /// re-seals record by record instead, see `reseal.rs`.)
     pub async fn rekey(&self, new_key: &MasterKey) -> Result<usize, Error> {
         let _writer = self.write_lock.lock().await;
-        let (entries, generation) = self.resealed(new_key)?;
+        let (entries, generation) = self.resealed(new_key, &NameKey::derive(new_key))?;
         let count = entries
             .iter()
             .filter(|(k, _)| k.starts_with(CREDENTIAL_PREFIX))
@@ -529,7 +574,7 @@ impl Vault {
     /// `twilio-broker compact` to write into a fresh store; the state file's
     /// mark is raised to the returned generation once it is written.
     pub fn export_resealed(&self) -> Result<Resealed, Error> {
-        self.resealed(&self.key)
+        self.resealed(&self.key.load(), &self.names)
     }
 
     /// Raises the state file's mark to `generation`.
@@ -553,6 +598,7 @@ impl Vault {
 async fn migrate_legacy(
     store: &dyn Store,
     key: &MasterKey,
+    names: &NameKey,
     mut manifest: Manifest,
 ) -> Result<Manifest, VaultError> {
     let legacy = store.list(LEGACY_PREFIX).await?;
@@ -584,7 +630,7 @@ async fn migrate_legacy(
             }
         };
         let version = manifest.generation + 1;
-        let store_key = credential_key(key, &credential.name);
+        let store_key = names.store_key(&credential.name);
         let sealed = seal::seal_record(
             key,
             &store_key,
@@ -626,7 +672,7 @@ pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), 
             // the check was removed: never adopt a new key silently.
             for (_, stored) in store.list("").await? {
                 if let Some(found) = seal::key_id_of(&stored.value)
-                    && found != key.id()
+                    && key.opener(found).is_none()
                 {
                     return Err(VaultError::WrongMasterKey {
                         found,

@@ -16,4 +16,4 @@ mod postgres;
 mod postgres_tls;
 mod schema;
 mod serve;
-mod services;
+pub(crate) mod services;

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{Entry, Index, PUT_ATTEMPTS, Vault, credential_key, manifest};
+use super::{Entry, Index, PUT_ATTEMPTS, Vault, manifest};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::store::Cas;
@@ -178,7 +178,7 @@ impl Vault {
             let mut keys = HashSet::new();
             let cut = pending
                 .iter()
-                .position(|p| !keys.insert(credential_key(&self.key, p.name())))
+                .position(|p| !keys.insert(self.names.store_key(p.name())))
                 .unwrap_or(pending.len());
             let rest = pending.split_off(cut);
             retry.extend(self.commit_group(pending).await);
@@ -190,6 +190,9 @@ impl Vault {
     /// Commits one group of writes to distinct store keys (see the module
     /// documentation for the order). Returns the puts to retry.
     async fn commit_group(&self, group: Vec<Pending>) -> Vec<Pending> {
+        // The keyring's newest key seals this group (swapped only between
+        // groups: the re-seal task and a reload hold the write lock).
+        let key = self.key.load_full();
         let mut work = Index::clone(&self.index.load());
         let mut changes = Vec::with_capacity(group.len());
         let mut puts = Vec::new();
@@ -202,7 +205,7 @@ impl Vault {
                     attempts,
                     reply,
                 } => {
-                    let store_key = credential_key(&self.key, &credential.name);
+                    let store_key = self.names.store_key(&credential.name);
                     let expected = work.entries.get(&store_key).map_or(0, |e| e.store_version);
                     let mut stored = Credential::clone(&credential);
                     if let Some(existing) = work.credentials.get(&credential.name) {
@@ -210,7 +213,7 @@ impl Vault {
                     }
                     let version = work.high + 1;
                     let sealed = seal::seal_record(
-                        &self.key,
+                        &key,
                         &store_key,
                         RecordKind::Credential,
                         version,
@@ -233,6 +236,7 @@ impl Vault {
                                     store_version,
                                     record_version: version,
                                     name: Some(stored.name.clone()),
+                                    sealed_under: Some(key.id()),
                                 },
                             );
                             work.credentials
@@ -261,7 +265,7 @@ impl Vault {
                     }
                 }
                 Pending::Delete { name, reply } => {
-                    let store_key = credential_key(&self.key, &name);
+                    let store_key = self.names.store_key(&name);
                     let existing = work.credentials.get(&name).cloned();
                     if existing.is_none() && !work.unreadable.contains_key(&store_key) {
                         let _ = reply.send(Err(Error::CredentialNotFound { name }));
@@ -298,7 +302,7 @@ impl Vault {
         // 2. The manifest: buckets, sync, top, sync.
         let committed = manifest::commit(
             self.store.as_ref(),
-            &self.key,
+            &key,
             &work.manifest,
             work.high,
             &changes,

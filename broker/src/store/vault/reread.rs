@@ -67,11 +67,11 @@ impl Vault {
         let top = self.store.get(manifest::TOP).await?;
         match &top {
             Some(stored) if stored.version == manifest.top_version => {}
-            Some(stored) => manifest.adopt_top(&self.key, stored)?,
+            Some(stored) => manifest.adopt_top(&self.key.load(), stored)?,
             None => manifest = Manifest::default(),
         }
         // Only buckets the top lists newer than held are read again.
-        let buckets_read = manifest.refresh(self.store.as_ref(), &self.key).await?;
+        let buckets_read = manifest.refresh(self.store.as_ref(), &self.key.load()).await?;
         if manifest.generation < current.manifest.generation {
             return Err(StoreError::Backend(format!(
                 "the store was rolled back while running (generation {} < {}); \
@@ -151,7 +151,7 @@ impl Vault {
         for (store_key, stored) in listed {
             if !unchanged(current, next, store_key, stored.version, manifest_changed) {
                 changed += 1;
-                next.insert_record(&self.key, store_key, stored);
+                next.insert_record(&self.key.load(), &self.names, store_key, stored);
             }
         }
         if listed.len() != next.entries.len() {
@@ -188,7 +188,7 @@ impl Vault {
                 Some(stored) => {
                     if !unchanged(current, next, &store_key, stored.version, manifest_changed) {
                         changed += 1;
-                        next.insert_record(&self.key, &store_key, stored);
+                        next.insert_record(&self.key.load(), &self.names, &store_key, stored);
                     }
                 }
                 None => {
@@ -217,7 +217,7 @@ impl Vault {
         for store_key in again.iter().filter(|k| !seen.contains(*k)) {
             changed += 1;
             match self.store.get(store_key).await? {
-                Some(stored) => next.insert_record(&self.key, store_key, &stored),
+                Some(stored) => next.insert_record(&self.key.load(), &self.names, store_key, &stored),
                 None => next.remove_record(store_key),
             }
         }
