@@ -41,6 +41,7 @@ pub(crate) mod sealed_secret;
 pub(crate) mod server;
 pub(crate) mod settings;
 pub(crate) mod sid;
+pub(crate) mod snapshot;
 pub(crate) mod state_file;
 pub(crate) mod store;
 pub(crate) mod telemetry;

@@ -268,6 +268,24 @@ impl StateFile {
         Ok(())
     }
 
+    /// After `twilio-broker restore` (a deliberate rollback): sets the
+    /// store's mark to the restored `generation`, lower or higher, and
+    /// forgets every audit chain's anchor, so the next start neither
+    /// refuses the restored store as rolled back nor the audit files as
+    /// cut against anchors of the store that was replaced. The restore's
+    /// own audit event is the first line anchored afterwards.
+    pub fn reset_after_restore(&self, generation: u64) -> Result<(), StateFileError> {
+        let mut current = self.lock();
+        let next = StateData {
+            version: FORMAT_VERSION,
+            audit: BTreeMap::new(),
+            store: Some(StoreMark { generation }),
+        };
+        write(&self.path, &self.key, &next)?;
+        *current = next;
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, StateData> {
         self.current
             .lock()
@@ -427,5 +445,26 @@ mod tests {
         write(&path, &key, &newer).expect("write");
         let err = StateFile::open(&path, key).expect_err("newer");
         assert!(err.to_string().contains("newer release"), "{err}");
+    }
+
+    #[test]
+    fn a_restore_sets_the_mark_either_way_and_forgets_audit_anchors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.state");
+        let key = MasterKey::generate();
+        let state = StateFile::open(&path, key.clone()).expect("open");
+        state.set_anchor("file", anchor(7)).expect("anchor");
+        state.set_store_generation(90, false).expect("mark");
+        state.reset_after_restore(40).expect("lowered");
+        let again = StateFile::open(&path, key.clone()).expect("reopen");
+        assert_eq!(again.store_generation(), 40);
+        assert_eq!(again.anchor("file"), None);
+        again.reset_after_restore(120).expect("raised");
+        assert_eq!(
+            StateFile::open(&path, key)
+                .expect("reopen")
+                .store_generation(),
+            120
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct AuditEvent {
     pub rpc: &'static str,
     /// The caller's identity (`uid:1000`, a SPIFFE id, `anonymous`).
     pub caller: String,
-    /// `unix`, `tls` or `plaintext`.
+    /// `unix`, `tls` or `plaintext`; `local` for an offline command (`restore`).
     pub transport: &'static str,
     /// The peer address or socket.
     pub peer: String,

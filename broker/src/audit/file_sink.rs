@@ -640,10 +640,16 @@ impl Writer {
                 )
             };
             let flush = stopped || controls.iter().any(|(c, _)| matches!(c, Control::Flush));
-            self.write(batch, gap, flush);
+            let written = self.write(batch, gap, flush);
             for (control, outcome) in controls {
                 match control {
-                    Control::Flush => self.to_syncer(None, Some(outcome), true),
+                    // A flush succeeds only if what it had to write was
+                    // written (the health probe relies on it: a full disk
+                    // must keep failing it until lines can be written).
+                    Control::Flush => match &written {
+                        Ok(()) => self.to_syncer(None, Some(outcome), true),
+                        Err(reason) => outcome.set(Err(Arc::clone(reason))),
+                    },
                     Control::Reopen => {
                         let result = self.reopen();
                         outcome.set(result);
@@ -671,8 +677,13 @@ impl Writer {
     }
 
     /// Chains and writes one batch (with any pending lines, a gap record and
-    /// checkpoints), then hands its outcome on.
-    fn write(&mut self, batch: Option<Batch>, gap: Option<Gap>, flush: bool) {
+    /// checkpoints), then hands its outcome on. Err: the write failed.
+    fn write(
+        &mut self,
+        batch: Option<Batch>,
+        gap: Option<Gap>,
+        flush: bool,
+    ) -> Result<(), Arc<str>> {
         let options = &self.shared.options;
         let saved = self.chain.clone();
         let kept = self.pending.len();
@@ -697,7 +708,7 @@ impl Writer {
             self.chain.push_checkpoint(&mut out, &self.signer);
         }
         if out.is_empty() {
-            return;
+            return Ok(());
         }
         match (&*self.file).write_all(&out) {
             Ok(()) => {
@@ -712,6 +723,7 @@ impl Writer {
                     }
                     other => self.to_syncer_waiting(head, other, now),
                 }
+                Ok(())
             }
             Err(err) => {
                 // A partial write (a full disk) must not leave half a line
@@ -744,8 +756,9 @@ impl Writer {
                 let reason: Arc<str> = io_error(&self.shared.path, &err).0.into();
                 tracing::error!(%reason, "audit file write failed");
                 if let Some(batch) = batch {
-                    batch.outcome.set(Err(reason));
+                    batch.outcome.set(Err(Arc::clone(&reason)));
                 }
+                Err(reason)
             }
         }
     }
@@ -801,7 +814,7 @@ impl Writer {
             // Ahead of anything pending, which would otherwise head the new file.
             start.append(&mut self.pending);
             self.pending = start;
-            self.write(None, None, false);
+            let _ = self.write(None, None, false);
         }
         Ok(())
     }

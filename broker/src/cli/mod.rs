@@ -1,10 +1,11 @@
 //! The `twilio-broker` command line: one module per command group.
 //!
-//! `serve` and `rekey` work on the data directory directly, `keyring` on
-//! the keyring and state files; every other command is a client of a
-//! running broker through its gRPC API.
+//! `serve`, `rekey`, `compact` and `restore` work on the data directory
+//! directly, `keyring` on the keyring and state files; every other command
+//! is a client of a running broker through its gRPC API.
 
 mod audit;
+mod backup;
 pub(crate) mod connect;
 mod credential;
 mod doctor;
@@ -69,6 +70,11 @@ enum Command {
     /// Rewrite a data directory from scratch (offline), dropping the bytes of
     /// deleted records and of earlier formats that sled keeps.
     Compact(keys::CompactArgs),
+    /// Take a consistent snapshot of a running broker's sealed store (Admin API, audited).
+    Backup(backup::BackupArgs),
+    /// Load a snapshot into an empty data directory or storage plugin
+    /// (offline; a deliberate rollback, recorded in the audit trail).
+    Restore(backup::RestoreArgs),
     /// Check plugin libraries (audit sinks, storage backends).
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -128,6 +134,8 @@ pub fn main() -> ExitCode {
             Command::Keyring(command) => keyring::run(command),
             Command::Rekey(args) => keys::rekey(args).await,
             Command::Compact(args) => keys::compact(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Plugin(command) => plugin::run(command).await,
         }
     });

@@ -202,7 +202,9 @@ fn open_state_file(
     )?)))
 }
 
-async fn audit_trail(
+/// The audit trail the settings describe (plugins, then the file), also
+/// used by `restore` to record itself.
+pub(super) async fn audit_trail(
     settings: &Settings,
     key: &MasterKey,
     plugins: &Plugins,

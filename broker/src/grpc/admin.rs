@@ -1,5 +1,6 @@
 //! The `Admin` service: put, get, list and delete credentials, reload the
-//! policy. Metadata only ever leaves; secrets are write-only.
+//! policy, back the store up. Metadata and sealed records only ever leave;
+//! secrets are write-only.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -160,6 +161,38 @@ async fn rotate(
     })
 }
 
+/// The bytes of a snapshot file (`Backup`), streamed in chunks of this size.
+const BACKUP_CHUNK: usize = 64 * 1024;
+
+/// A snapshot file taken for Backup, before it is cut into chunks.
+pub(super) struct SnapshotFile(Vec<u8>);
+
+impl super::guard::Outcome for SnapshotFile {}
+
+/// Backup: a consistent copy of the sealed store, encoded as a snapshot file.
+async fn backup(state: &Services) -> Result<SnapshotFile> {
+    let copy = state.vault.sealed_copy().await?;
+    let snapshot = crate::snapshot::Snapshot::of(copy);
+    tracing::info!(
+        generation = snapshot.header.generation,
+        credentials = snapshot.header.credentials,
+        "backup taken"
+    );
+    Ok(SnapshotFile(crate::snapshot::encode(&snapshot)))
+}
+
+/// The chunks of a snapshot file, in order.
+fn chunks(file: SnapshotFile) -> Vec<std::result::Result<pb::BackupResponse, Status>> {
+    file.0
+        .chunks(BACKUP_CHUNK)
+        .map(|data| {
+            Ok(pb::BackupResponse {
+                data: data.to_vec(),
+            })
+        })
+        .collect()
+}
+
 fn reload(state: &Services) -> Result<pb::ReloadPolicyResponse> {
     let loaded = state.policy.reload()?;
     Ok(pb::ReloadPolicyResponse {
@@ -170,6 +203,18 @@ fn reload(state: &Services) -> Result<pb::ReloadPolicyResponse> {
 
 #[tonic::async_trait]
 impl Admin for AdminApi {
+    type BackupStream =
+        tokio_stream::Iter<std::vec::IntoIter<std::result::Result<pb::BackupResponse, Status>>>;
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let state = &self.state;
+        let file = guarded(state, request, |_, _| backup(state)).await?;
+        Ok(Response::new(tokio_stream::iter(chunks(file.into_inner()))))
+    }
+
     async fn put_credential(
         &self,
         request: Request<pb::PutCredentialRequest>,

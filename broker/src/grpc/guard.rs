@@ -254,6 +254,14 @@ impl Describe for pb::RotateCredentialRequest {
     }
 }
 
+impl Describe for pb::BackupRequest {
+    const RPC: Rpc = Rpc::Backup;
+    type Checked = Named<Self>;
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "", |_| "", false)
+    }
+}
+
 impl Describe for pb::ReloadPolicyRequest {
     const RPC: Rpc = Rpc::ReloadPolicy;
     type Checked = Named<Self>;

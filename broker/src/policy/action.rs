@@ -23,11 +23,13 @@ pub enum Rpc {
     ReloadPolicy,
     /// Admin/RotateCredential.
     RotateCredential,
+    /// Admin/Backup: a snapshot of every sealed record.
+    Backup,
 }
 
 impl Rpc {
     /// Every RPC, for validating policy files.
-    pub const ALL: [Rpc; 10] = [
+    pub const ALL: [Rpc; 11] = [
         Rpc::GetBearer,
         Rpc::MintAccessToken,
         Rpc::Recommend,
@@ -38,6 +40,7 @@ impl Rpc {
         Rpc::DeleteCredential,
         Rpc::ReloadPolicy,
         Rpc::RotateCredential,
+        Rpc::Backup,
     ];
 
     /// The method name, as written in policy files and audit events.
@@ -53,6 +56,7 @@ impl Rpc {
             Rpc::DeleteCredential => "DeleteCredential",
             Rpc::ReloadPolicy => "ReloadPolicy",
             Rpc::RotateCredential => "RotateCredential",
+            Rpc::Backup => "Backup",
         }
     }
 
@@ -66,14 +70,16 @@ impl Rpc {
                 | Rpc::DeleteCredential
                 | Rpc::ReloadPolicy
                 | Rpc::RotateCredential
+                | Rpc::Backup
         )
     }
 
     /// True for RPCs that change what every credential is governed by
-    /// (ReloadPolicy, which also resets every rate limit): only a rule
+    /// (ReloadPolicy, which also resets every rate limit), or read every
+    /// record (Backup): only a rule
     /// without a credential limit may allow them.
     pub fn acts_on_every_credential(self) -> bool {
-        matches!(self, Rpc::ReloadPolicy)
+        matches!(self, Rpc::ReloadPolicy | Rpc::Backup)
     }
 
     /// Parses a method name.

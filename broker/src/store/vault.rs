@@ -590,6 +590,72 @@ impl Vault {
     }
 }
 
+/// Every entry of a store exactly as stored (sealed), at one manifest
+/// generation: what `twilio-broker backup` writes (see [`Vault::sealed_copy`]).
+pub struct SealedCopy {
+    /// Store key → sealed bytes, ordered by key: the key check, the
+    /// manifest's top and buckets, every credential record.
+    pub entries: Vec<(String, Vec<u8>)>,
+    /// The manifest generation they were read at.
+    pub generation: u64,
+    /// The master key they are sealed under.
+    pub key_id: KeyId,
+}
+
+/// How many times [`Vault::sealed_copy`] reads a shared store again when
+/// another replica wrote while it was read.
+const COPY_ATTEMPTS: usize = 5;
+
+impl Vault {
+    /// A point-in-time copy of every stored entry, sealed as stored (for
+    /// `backup`; nothing is opened or re-sealed).
+    ///
+    /// **Invariant (consistency):** the copy is read under the write lock,
+    /// so no write of this process is half-applied in it: every write
+    /// acknowledged before the copy began is in it, at the manifest
+    /// generation it names. A store other replicas share is read again
+    /// (after a re-read of the index) until the credential records and the
+    /// manifest's top in the copy are the versions this vault's index
+    /// holds, i.e. the copy equals the state the vault serves; at worst an
+    /// in-flight write of another replica is caught between its record and
+    /// its manifest, a state the vault opens like the one after a crash.
+    pub async fn sealed_copy(&self) -> Result<SealedCopy, Error> {
+        let _writer = self.write_lock.lock().await;
+        for _ in 0..COPY_ATTEMPTS {
+            let listed = self.store.list("").await?;
+            let index = self.index.load();
+            let consistent = listed.iter().all(|(store_key, stored)| {
+                if store_key.starts_with(CREDENTIAL_PREFIX) {
+                    index
+                        .entries
+                        .get(store_key)
+                        .is_some_and(|e| e.store_version == stored.version)
+                } else if store_key == manifest::TOP {
+                    index.manifest.top_version == stored.version
+                } else {
+                    true
+                }
+            }) && listed
+                .iter()
+                .filter(|(k, _)| k.starts_with(CREDENTIAL_PREFIX))
+                .count()
+                == index.entries.len();
+            if consistent {
+                return Ok(SealedCopy {
+                    generation: index.manifest.generation,
+                    key_id: self.key.load().id(),
+                    entries: listed.into_iter().map(|(k, v)| (k, v.value)).collect(),
+                });
+            }
+            tracing::debug!("the store changed while it was copied; re-reading it");
+            self.reread_locked().await?;
+        }
+        Err(Error::ConcurrentChange {
+            what: "the store (other replicas kept writing while it was copied)".into(),
+        })
+    }
+}
+
 /// Moves records of the first format (`credential/<name>`, sealed under
 /// the master key itself, no version) to the current one: each is opened,
 /// sealed again at a hashed key with a fresh version, recorded in the

@@ -39,6 +39,13 @@ type AdminClient interface {
 	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
 	// when Twilio refuses or cannot be reached (nothing is half-applied).
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
+	// Takes a consistent snapshot of the sealed store while the broker
+	// serves: every record exactly as stored (sealed; no secret in clear),
+	// at one manifest generation, streamed as the bytes of a snapshot file
+	// (`twilio-broker backup --out FILE` writes it; `twilio-broker restore
+	// FILE` loads it into an empty data directory). Writes wait while the
+	// store is read. Audited as `Backup`; the policy must name it.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (Admin_BackupClient, error)
 }
 
 type adminClient struct {
@@ -103,6 +110,38 @@ func (c *adminClient) RotateCredential(ctx context.Context, in *RotateCredential
 	return out, nil
 }
 
+func (c *adminClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (Admin_BackupClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_Admin_serviceDesc.Streams[0], "/twilio.broker.v1.Admin/Backup", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &adminBackupClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type Admin_BackupClient interface {
+	Recv() (*BackupResponse, error)
+	grpc.ClientStream
+}
+
+type adminBackupClient struct {
+	grpc.ClientStream
+}
+
+func (x *adminBackupClient) Recv() (*BackupResponse, error) {
+	m := new(BackupResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility
@@ -129,6 +168,13 @@ type AdminServer interface {
 	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
 	// when Twilio refuses or cannot be reached (nothing is half-applied).
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
+	// Takes a consistent snapshot of the sealed store while the broker
+	// serves: every record exactly as stored (sealed; no secret in clear),
+	// at one manifest generation, streamed as the bytes of a snapshot file
+	// (`twilio-broker backup --out FILE` writes it; `twilio-broker restore
+	// FILE` loads it into an empty data directory). Writes wait while the
+	// store is read. Audited as `Backup`; the policy must name it.
+	Backup(*BackupRequest, Admin_BackupServer) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -153,6 +199,9 @@ func (UnimplementedAdminServer) ReloadPolicy(context.Context, *ReloadPolicyReque
 }
 func (UnimplementedAdminServer) RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateCredential not implemented")
+}
+func (UnimplementedAdminServer) Backup(*BackupRequest, Admin_BackupServer) error {
+	return status.Errorf(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 
@@ -275,6 +324,27 @@ func _Admin_RotateCredential_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Backup(m, &adminBackupServer{stream})
+}
+
+type Admin_BackupServer interface {
+	Send(*BackupResponse) error
+	grpc.ServerStream
+}
+
+type adminBackupServer struct {
+	grpc.ServerStream
+}
+
+func (x *adminBackupServer) Send(m *BackupResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
 var _Admin_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "twilio.broker.v1.Admin",
 	HandlerType: (*AdminServer)(nil),
@@ -304,6 +374,12 @@ var _Admin_serviceDesc = grpc.ServiceDesc{
 			Handler:    _Admin_RotateCredential_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Admin_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "twilio/broker/v1/admin.proto",
 }

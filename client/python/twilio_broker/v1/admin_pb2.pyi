@@ -112,3 +112,13 @@ class RotateCredentialResponse(_message.Message):
     previous_key_sid: str
     previous_deleted_after: _timestamp_pb2.Timestamp
     def __init__(self, credential: _Optional[_Union[_credential_pb2.CredentialMetadata, _Mapping]] = ..., previous_key_sid: _Optional[str] = ..., previous_deleted_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackupResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...

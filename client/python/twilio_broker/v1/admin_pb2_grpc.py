@@ -66,6 +66,11 @@ class AdminStub:
                 request_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialRequest.SerializeToString,
                 response_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/twilio.broker.v1.Admin/Backup',
+                request_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
+                response_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -125,6 +130,18 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Takes a consistent snapshot of the sealed store while the broker
+        serves: every record exactly as stored (sealed; no secret in clear),
+        at one manifest generation, streamed as the bytes of a snapshot file
+        (`twilio-broker backup --out FILE` writes it; `twilio-broker restore
+        FILE` loads it into an empty data directory). Writes wait while the
+        store is read. Audited as `Backup`; the policy must name it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +174,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RotateCredential,
                     request_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialRequest.FromString,
                     response_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupRequest.FromString,
+                    response_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -323,6 +345,33 @@ class Admin:
             '/twilio.broker.v1.Admin/RotateCredential',
             twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialRequest.SerializeToString,
             twilio_dot_broker_dot_v1_dot_admin__pb2.RotateCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/twilio.broker.v1.Admin/Backup',
+            twilio_dot_broker_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
+            twilio_dot_broker_dot_v1_dot_admin__pb2.BackupResponse.FromString,
             options,
             channel_credentials,
             insecure,
