@@ -91,6 +91,9 @@ pub struct Rotator {
     /// Serialises this process's writes of credentials whose lifecycle may
     /// change (rotation steps, PutCredential), so none is lost to another.
     writes: tokio::sync::Mutex<()>,
+    /// Wakes the scheduler when a credential is stored (its schedule may
+    /// have changed).
+    stored: Arc<tokio::sync::Notify>,
     /// Where off-request completions go (the audit trail's forwarder).
     completions: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Completion>>>,
 }
@@ -108,6 +111,7 @@ impl Rotator {
             settings,
             writes: tokio::sync::Mutex::new(()),
             completions: std::sync::Mutex::new(None),
+            stored: Arc::default(),
         })
     }
 
@@ -130,6 +134,7 @@ impl Rotator {
         tokio::spawn(schedule::run(
             crate::bearer::SystemClock,
             self.settings,
+            Arc::clone(&self.stored),
             move || listing.upgrade().map(|r| r.vault.list()),
             move |name| {
                 let rotating = rotating.clone();
@@ -204,11 +209,36 @@ impl Rotator {
                 lifecycle.rotation.clone_from(&old.rotation);
             }
         }
-        self.vault.put(credential).await
+        // An Auth Token stored again unchanged (e.g. new labels) keeps its
+        // rotation in progress and the secondary that goes with it.
+        if let (
+            Some(existing),
+            Secret::AuthToken {
+                auth_token,
+                secondary_auth_token: secondary @ None,
+                rotation: rotation @ None,
+                ..
+            },
+        ) = (self.vault.get(&credential.name), &mut credential.secret)
+            && let Secret::AuthToken {
+                auth_token: old_token,
+                secondary_auth_token: old_secondary,
+                rotation: Some(step),
+                ..
+            } = &existing.secret
+            && *old_token.open() == *auth_token.open()
+        {
+            secondary.clone_from(old_secondary);
+            *rotation = Some(step.clone());
+        }
+        let stored = self.vault.put(credential).await?;
+        self.stored.notify_one();
+        Ok(stored)
     }
 
-    /// Rotates the `api_key` credential `name` with default options; see
-    /// [`Rotator::rotate_with`].
+    /// Rotates the credential `name` with default options and `overlap`;
+    /// see [`Rotator::rotate_with`]. The tests' shorthand.
+    #[cfg(test)]
     pub async fn rotate(
         self: &Arc<Self>,
         name: &str,

@@ -122,13 +122,19 @@ pub fn plan(credentials: &[Arc<Credential>], settings: &RotationSettings) -> Vec
     out
 }
 
-/// The scheduler's loop: wakes when the next credential is due (at least
-/// every [`RECHECK`]), rotates each due one through `rotate`, and backs off
+/// The scheduler's loop: wakes when the next credential is due, when
+/// `changed` is notified (a credential was stored) and at least every
+/// [`RECHECK`] (other replicas' writes), rotates each due one through `rotate`, and backs off
 /// per credential after a failure. Runs until `list` returns None (the
 /// rotator is gone). Generic over the clock and the rotation, so tests drive
 /// it with paused time.
-pub async fn run<C, L, R, F>(clock: C, settings: RotationSettings, mut list: L, mut rotate: R)
-where
+pub async fn run<C, L, R, F>(
+    clock: C,
+    settings: RotationSettings,
+    changed: Arc<tokio::sync::Notify>,
+    mut list: L,
+    mut rotate: R,
+) where
     C: Clock,
     L: FnMut() -> Option<Vec<Arc<Credential>>>,
     R: FnMut(String) -> F,
@@ -184,7 +190,10 @@ where
             .duration_since(clock.now())
             .unwrap_or_default()
             .min(RECHECK);
-        tokio::time::sleep(sleep).await;
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = changed.notified() => {}
+        }
     }
 }
 
@@ -322,6 +331,7 @@ mod tests {
             tokio::spawn(run(
                 clock,
                 every_30_days(),
+                Arc::default(),
                 move || Some(listed.lock().unwrap().clone()),
                 move |name: String| {
                     let (credentials, calls, failures) = (

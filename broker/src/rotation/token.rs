@@ -148,9 +148,30 @@ impl Rotator {
         drop(writes);
         tracing::info!(credential = %name, propagation_delay_seconds = delay.as_secs(), "secondary Auth Token stored; promoting it after the propagation delay");
 
-        // Step 4 and 5: the promotion and the switch.
-        tokio::time::sleep(delay).await;
-        match self.promote(name).await {
+        // Step 4 and 5: the promotion and the switch, in a task of their
+        // own, so a caller that gives up (or a dropped connection) does not
+        // leave the rotation waiting for the next start.
+        let this = Arc::clone(self);
+        let owned = name.to_owned();
+        let finishing = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let promoted = this.promote(&owned).await;
+            match &promoted {
+                // Draining from here; or a known state (both tokens stored)
+                // retried with back-off.
+                Ok(Some(_)) | Err(Error::RotationUnavailable { .. }) => {
+                    this.spawn_token_driver(owned);
+                }
+                _ => {}
+            }
+            promoted
+        });
+        let promoted = finishing.await.map_err(|join| {
+            Error::Internal(anyhow::anyhow!(
+                "the Auth Token promotion task failed: {join}"
+            ))
+        })?;
+        match promoted {
             Ok(Some(stored)) => {
                 let drop_after = match &stored.secret {
                     Secret::AuthToken {
@@ -159,7 +180,6 @@ impl Rotator {
                     } => *drop_after,
                     _ => SystemTime::now(),
                 };
-                self.spawn_token_driver(name.to_owned());
                 Ok(Rotated {
                     credential: stored,
                     previous_key_sid: String::new(),
@@ -171,13 +191,7 @@ impl Rotator {
                 "it was replaced or deleted during its Auth Token rotation (the secondary was \
                  not promoted by the broker); check it with `credential show` and at Twilio",
             )),
-            Err(err) => {
-                if matches!(err, Error::RotationUnavailable { .. }) {
-                    // A known state: both tokens stored; retried with back-off.
-                    self.spawn_token_driver(name.to_owned());
-                }
-                Err(err)
-            }
+            Err(err) => Err(err),
         }
     }
 

@@ -469,3 +469,37 @@ async fn a_rate_limited_creation_stops_unchanged_and_can_be_retried() {
     w.rotator.rotate_with(NAME, acknowledged()).await.unwrap();
     assert_ne!(w.stored().0, w.token);
 }
+
+#[tokio::test]
+async fn storing_the_same_token_again_keeps_its_rotation_and_another_one_ends_it() {
+    let w = world().await;
+    let secondary = w.create_secondary().await;
+    w.leave(
+        Some(&secondary),
+        TokenRotation::Promoting {
+            promote_after: SystemTime::now() + Duration::from_secs(3600),
+            overlap: Duration::from_secs(1),
+        },
+    )
+    .await;
+    let again = |token: &str| Credential {
+        name: NAME.into(),
+        labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
+        created_at: SystemTime::now(),
+        updated_at: SystemTime::now(),
+        secret: Secret::AuthToken {
+            account_sid: w.account.clone(),
+            auth_token: SealedSecret::from(token),
+            secondary_auth_token: None,
+            rotation: None,
+        },
+    };
+    w.rotator.put(again(&w.token)).await.unwrap();
+    let (_, kept, step) = w.stored();
+    assert_eq!(kept.as_deref(), Some(secondary.as_str()), "secondary kept");
+    assert!(matches!(step, Some(TokenRotation::Promoting { .. })));
+    // Another token replaces the credential and its rotation.
+    let other = twilio_standin::accounts::random_auth_token();
+    w.rotator.put(again(&other)).await.unwrap();
+    assert_eq!(w.stored(), (other, None, None));
+}

@@ -437,4 +437,55 @@ mod tests {
             matches!(&lifecycle.rotation, Some(Rotation::Creating { friendly_name }) if friendly_name == "twilio-broker app")
         );
     }
+
+    #[test]
+    fn every_auth_token_rotation_step_survives_the_round_trip() {
+        let (primary, secondary) = (random_token(), random_token());
+        let steps = [
+            TokenRotation::Creating,
+            TokenRotation::Promoting {
+                promote_after: from_ms(1_900_000_000_000),
+                overlap: Duration::from_millis(300_000),
+            },
+            TokenRotation::Draining {
+                drop_after: from_ms(1_900_000_500_000),
+            },
+        ];
+        for step in steps {
+            let credential = Credential {
+                name: "hooks".into(),
+                labels: BTreeMap::new(),
+                created_at: from_ms(1),
+                updated_at: from_ms(2),
+                secret: Secret::AuthToken {
+                    account_sid: format!("AC{}", "0".repeat(32)),
+                    auth_token: SealedSecret::from(primary.clone()),
+                    secondary_auth_token: Some(SealedSecret::from(secondary.clone())),
+                    rotation: Some(step.clone()),
+                },
+            };
+            let bytes = encode(&credential);
+            let back = decode(&bytes).unwrap();
+            let Secret::AuthToken {
+                rotation,
+                secondary_auth_token: Some(second),
+                ..
+            } = &back.secret
+            else {
+                panic!("lost")
+            };
+            assert_eq!(rotation.as_ref(), Some(&step));
+            assert_eq!(second.open().as_str(), secondary);
+        }
+        // A step of the other kind is refused, not misread.
+        let wrong = format!(
+            r#"{{"v":1,"name":"app","kind":"api_key","account_sid":"AC{}","key_sid":"SK{}","key_type":"standard","secret":"s","rotation":{{"step":"draining","drop_after_ms":1}},"labels":{{}},"created_ms":1,"updated_ms":2}}"#,
+            "0".repeat(32),
+            "1".repeat(32)
+        );
+        assert!(matches!(
+            decode(wrong.as_bytes()),
+            Err(DecodeError::Missing { .. })
+        ));
+    }
 }
