@@ -274,6 +274,23 @@ async fn an_auth_token_rotates_without_a_failed_webhook_check_and_the_old_one_di
     assert_eq!(event["caller"], "twilio-broker");
     assert_eq!(event["transport"], "internal");
     assert_eq!(event["status"], "OK");
+    // Every record, the background one included, fits the published schema.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/sdk/schema/audit-event.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    for line in audit.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&record)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{record} is invalid: {errors:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

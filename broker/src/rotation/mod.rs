@@ -543,6 +543,14 @@ impl Rotator {
             } else {
                 tracing::error!(credential = %name, previous_key_sid, error = %err, "Twilio refused to delete the previous key; retrying with back-off: check the manager");
             }
+            self.completed(
+                name,
+                format!(
+                    "the previous key {previous_key_sid} was not deleted at Twilio ({err}); \
+                     retried with back-off"
+                ),
+                false,
+            );
             return Err(retry_after);
         }
         let _writes = self.writes.lock().await;
