@@ -60,6 +60,9 @@ pub struct FileConfig {
     /// `api_base`, `iam_base`, `accounts_base`; env `TWILIO_BROKER_*_BASE`).
     #[serde(default)]
     pub twilio: crate::twilio_api::TwilioConfig,
+    /// `[rotation]`: review age warnings and Auth Token rotation timing.
+    #[serde(default)]
+    pub rotation: crate::rotation::RotationConfig,
     /// Seconds the daemon keeps answering after SIGTERM while its health is
     /// NOT_SERVING (so load balancers move away first); default 0.
     #[serde(default)]

@@ -75,6 +75,9 @@ pub enum Secret {
         /// rotation Twilio may sign with either, so webhooks validate with
         /// both).
         secondary_auth_token: Option<SealedSecret>,
+        /// An Auth Token rotation that has not finished (issue 18); None
+        /// for every record written without one.
+        rotation: Option<TokenRotation>,
     },
     /// An API key.
     ApiKey {
@@ -226,6 +229,39 @@ pub enum Rotation {
         previous: Box<Secret>,
         /// When every token minted with it has expired.
         delete_after: SystemTime,
+    },
+}
+
+/// Where an unfinished Auth Token rotation stands, as the sealed record
+/// says (`rotation/token.rs` drives it).
+///
+/// **Invariant:** as for [`Rotation`], the record names a step before its
+/// Twilio call can leave something behind: `Creating` before the secondary
+/// is created, `Promoting` (with the secondary stored) before it is
+/// promoted, `Draining` in the write that makes the promoted token the
+/// primary. While a secondary exists at Twilio the record holds it, so
+/// webhooks signed with either token validate throughout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRotation {
+    /// A secondary Auth Token is being created at Twilio; none is stored
+    /// yet. Found at start-up, the rotation is rolled back: the secondary
+    /// is deleted at Twilio (with the primary) and the marker cleared.
+    Creating,
+    /// The new token is stored as `secondary_auth_token`; Twilio promotes it
+    /// after `promote_after`, then the old primary is kept as the secondary
+    /// for `overlap`.
+    Promoting {
+        /// When the promotion may happen (after the propagation delay).
+        promote_after: SystemTime,
+        /// How long the old token keeps validating webhooks afterwards.
+        overlap: std::time::Duration,
+    },
+    /// Promoted: the new token is the primary (the old one no longer works
+    /// at Twilio) and the old one is the secondary, for webhooks signed
+    /// before the promotion, until `drop_after`, when the broker forgets it.
+    Draining {
+        /// When the old token is forgotten.
+        drop_after: SystemTime,
     },
 }
 

@@ -292,6 +292,7 @@ mod tests {
                 account_sid: format!("AC{}", "0".repeat(32)),
                 auth_token: "x".repeat(32).into(),
                 secondary_auth_token: None,
+                rotation: None,
             },
         }
     }

@@ -66,10 +66,18 @@ impl State {
 
     /// The same state with rotation wired to Twilio's REST hosts; resumes
     /// unfinished rotations (call once, inside the runtime, before serving).
-    pub fn with_twilio(mut self, endpoints: crate::twilio_api::Endpoints) -> anyhow::Result<Self> {
+    pub fn with_twilio(
+        mut self,
+        endpoints: crate::twilio_api::Endpoints,
+        rotation: crate::rotation::RotationSettings,
+    ) -> anyhow::Result<Self> {
         let services = Arc::get_mut(&mut self.services)
             .ok_or_else(|| anyhow::anyhow!("with_twilio must be called before serving"))?;
-        services.with_twilio(endpoints)?;
+        let completions = services.with_twilio(endpoints, rotation)?;
+        tokio::spawn(Services::record_completions(
+            Arc::downgrade(&self.services),
+            completions,
+        ));
         Ok(self)
     }
 

@@ -60,6 +60,8 @@ impl Default for MetricsConfig {
 pub struct Exporter {
     handle: PrometheusHandle,
     listener: tokio::net::TcpListener,
+    /// Secret ages and scheduled rotations (issue 18), when wired.
+    ages: Option<crate::rotation::Ages>,
 }
 
 /// Installs the recorder and binds `addr` (errors at start-up, before the
@@ -75,16 +77,28 @@ pub async fn install(addr: SocketAddr) -> anyhow::Result<Exporter> {
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
     describe();
-    Ok(Exporter { handle, listener })
+    Ok(Exporter {
+        handle,
+        listener,
+        ages: None,
+    })
 }
 
 impl Exporter {
+    /// The same exporter, also showing the stored secrets' ages and their
+    /// next scheduled rotations (computed per scrape).
+    pub fn with_ages(mut self, ages: crate::rotation::Ages) -> Self {
+        self.ages = Some(ages);
+        self
+    }
+
     /// Serves the exposition on every path of the listener (HTTP/1.1 and 2).
     pub fn serve(self, bearers: Bearers, config: MetricsConfig) -> tokio::task::JoinHandle<()> {
         let scrape = Arc::new(Scrape {
             handle: self.handle.clone(),
             bearers,
             config,
+            ages: self.ages,
         });
         let handle = self.handle;
         let listener = self.listener;
@@ -142,6 +156,7 @@ struct Scrape {
     handle: PrometheusHandle,
     bearers: Bearers,
     config: MetricsConfig,
+    ages: Option<crate::rotation::Ages>,
 }
 
 impl Scrape {
@@ -149,6 +164,14 @@ impl Scrape {
         let mut out = self.handle.render();
         process::render(&mut out);
         self.render_tokens(&mut out, SystemTime::now());
+        if let Some(ages) = &self.ages {
+            render_ages(
+                &mut out,
+                &ages.at(SystemTime::now()),
+                ages.warn_age(),
+                self.config,
+            );
+        }
         out
     }
 
@@ -208,6 +231,76 @@ impl Scrape {
             times.len() - shown.len()
         );
     }
+}
+
+/// Secret ages (`ages` oldest first): the oldest and how many are past
+/// `warn_age` always; opt-in and capped like the token series, each
+/// credential's age and next scheduled rotation.
+fn render_ages(
+    out: &mut String,
+    ages: &[crate::rotation::Age],
+    warn_age: std::time::Duration,
+    config: MetricsConfig,
+) {
+    gauge_header(
+        out,
+        "twilio_broker_secret_oldest_age_seconds",
+        "Seconds since the oldest stored secret was put or rotated.",
+    );
+    let oldest = ages.first().map_or(0.0, |a| a.age.as_secs_f64());
+    let _ = writeln!(out, "twilio_broker_secret_oldest_age_seconds {oldest}");
+    gauge_header(
+        out,
+        "twilio_broker_secrets_over_warn_age",
+        "Stored secrets older than [rotation] warn_age (Recommend's review warns about them).",
+    );
+    let old = ages.iter().filter(|a| a.age > warn_age).count();
+    let _ = writeln!(out, "twilio_broker_secrets_over_warn_age {old}");
+    if !config.per_credential {
+        return;
+    }
+    let shown = &ages[..ages.len().min(config.max_credential_series)];
+    gauge_header(
+        out,
+        "twilio_broker_secret_age_seconds",
+        "Seconds since a credential's secret was put or rotated (oldest first, capped by max_credential_series).",
+    );
+    for a in shown {
+        let _ = writeln!(
+            out,
+            "twilio_broker_secret_age_seconds{{credential=\"{}\"}} {}",
+            escape(&a.credential),
+            a.age.as_secs_f64()
+        );
+    }
+    gauge_header(
+        out,
+        "twilio_broker_next_rotation_timestamp_seconds",
+        "Unix time at which a credential's next scheduled rotation is due (scheduled credentials among the shown ones).",
+    );
+    for a in shown {
+        if let Some(at) = a.next_rotation {
+            let at = at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "twilio_broker_next_rotation_timestamp_seconds{{credential=\"{}\"}} {at}",
+                escape(&a.credential)
+            );
+        }
+    }
+    gauge_header(
+        out,
+        "twilio_broker_secret_age_series_omitted",
+        "Credentials left out of the per-credential age series by max_credential_series.",
+    );
+    let _ = writeln!(
+        out,
+        "twilio_broker_secret_age_series_omitted {}",
+        ages.len() - shown.len()
+    );
 }
 
 fn gauge_header(out: &mut String, name: &str, help: &str) {
@@ -284,6 +377,14 @@ fn describe() {
         "twilio_broker_serving",
         "1 while grpc.health.v1 says SERVING; 0 while a required audit sink or the store fails, and from the start of a drain."
     );
+    describe_counter!(
+        "twilio_broker_scheduled_rotations_total",
+        "Rotations the broker started on a schedule (rotate_every), by outcome (ok, failed: retried with back-off)."
+    );
+    for outcome in ["ok", "failed"] {
+        metrics::counter!("twilio_broker_scheduled_rotations_total", "outcome" => outcome)
+            .increment(0);
+    }
     describe_gauge!(
         "twilio_broker_keyring_records",
         "Records sealed under each master key of the keyring, by key id (a public fingerprint), as the last re-seal pass counted them (the state file included)."
@@ -332,6 +433,91 @@ fn describe() {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn secret_ages_parse_as_prometheus_text_and_per_credential_series_are_capped() {
+        use std::time::{Duration, SystemTime};
+        let due = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let ages: Vec<crate::rotation::Age> = (0..3)
+            .map(|i| crate::rotation::Age {
+                credential: format!("key-{i}"),
+                age: Duration::from_secs(100 * 86_400 - i * 86_400 * 20),
+                next_rotation: (i == 0).then_some(due),
+            })
+            .collect();
+        let warn = Duration::from_secs(90 * 86_400);
+        let parse = |text: &str| {
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+        };
+        let value = |scrape: &prometheus_parse::Scrape, name: &str, credential: Option<&str>| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| {
+                    s.metric == name
+                        && credential.is_none_or(|c| s.labels.get("credential") == Some(c))
+                })
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                })
+        };
+        // Off by default: the aggregates only.
+        let mut out = String::new();
+        super::render_ages(&mut out, &ages, warn, super::MetricsConfig::default());
+        let scrape = parse(&out);
+        assert_eq!(
+            value(&scrape, "twilio_broker_secret_oldest_age_seconds", None),
+            Some(8_640_000.0)
+        );
+        assert_eq!(
+            value(&scrape, "twilio_broker_secrets_over_warn_age", None),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&scrape, "twilio_broker_secret_age_seconds", None),
+            None
+        );
+        // Opt-in, capped at two: the two oldest, the rest counted.
+        let config = super::MetricsConfig {
+            per_credential: true,
+            max_credential_series: 2,
+        };
+        let mut out = String::new();
+        super::render_ages(&mut out, &ages, warn, config);
+        let scrape = parse(&out);
+        assert_eq!(
+            value(&scrape, "twilio_broker_secret_age_seconds", Some("key-0")),
+            Some(8_640_000.0)
+        );
+        assert!(value(&scrape, "twilio_broker_secret_age_seconds", Some("key-1")).is_some());
+        assert_eq!(
+            value(&scrape, "twilio_broker_secret_age_seconds", Some("key-2")),
+            None
+        );
+        assert_eq!(
+            value(&scrape, "twilio_broker_secret_age_series_omitted", None),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "twilio_broker_next_rotation_timestamp_seconds",
+                Some("key-0")
+            ),
+            Some(2_000_000_000.0)
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "twilio_broker_next_rotation_timestamp_seconds",
+                Some("key-1")
+            ),
+            None
+        );
+    }
+
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(

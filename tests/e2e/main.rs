@@ -34,6 +34,8 @@ mod recommend;
 mod resilience;
 mod rollback;
 mod rotate;
+mod rotate_schedule;
+mod rotate_token;
 mod rotation;
 mod service;
 mod slow;

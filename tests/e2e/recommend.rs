@@ -283,3 +283,81 @@ async fn grpcurl_speaks_enum_names() {
     assert_eq!(answer["method"], "METHOD_API_KEY");
     assert_eq!(answer["keyType"], "KEY_TYPE_MAIN");
 }
+
+/// A request naming only a stored credential reviews it for the environment
+/// of its label, on the server side, with its age; a charge-free question
+/// needs no side. The CLI does the same with `--credential` alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_credential_alone_is_reviewed_with_its_age() {
+    let broker = Broker::start(Options::default());
+    let f = Fixtures::new();
+    let mut admin = broker.admin().await;
+    admin
+        .put_credential(labelled(f.auth_token("prod-token"), "production"))
+        .await
+        .unwrap();
+    admin
+        .put_credential(f.auth_token("unlabelled"))
+        .await
+        .unwrap();
+    let mut client = broker.broker().await;
+    let only = |name: &str| pb::RecommendRequest {
+        credential: name.into(),
+        ..Default::default()
+    };
+    let answer = client
+        .recommend(only("prod-token"))
+        .await
+        .unwrap()
+        .into_inner();
+    let found = ids(&answer.review, |f| &f.id);
+    assert!(
+        found.contains(&"auth-token-in-production".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        !found.contains(&"secret-older-than-max-age".to_owned()),
+        "a fresh secret is not old: {found:?}"
+    );
+    assert!(
+        answer.credential_age_seconds < 60,
+        "{}",
+        answer.credential_age_seconds
+    );
+    // Without a label to take the environment from: the field, and why.
+    let status = client.recommend(only("unlabelled")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("environment ") && status.message().contains("unlabelled"),
+        "{}",
+        status.message()
+    );
+    // Charge-free tests: no side needed.
+    let charge_free = client
+        .recommend(pb::RecommendRequest {
+            environment: pb::Environment::Test.into(),
+            charge_free: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(charge_free.method(), pb::Method::TestCredentials);
+    // The CLI with --credential alone.
+    let out = run_cli(
+        &["recommend", "--credential", "prod-token"],
+        "",
+        &[("TWILIO_BROKER_ADDR", &broker.addr)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("auth-token-in-production"), "{text}");
+    assert!(text.contains("its secret was stored"), "{text}");
+    for secret in f.secrets() {
+        assert!(!text.contains(secret));
+    }
+}

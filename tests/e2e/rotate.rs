@@ -120,6 +120,7 @@ async fn rotate(broker: &Broker, seconds: u32) -> pb::RotateCredentialResponse {
         .rotate_credential(pb::RotateCredentialRequest {
             name: "app".into(),
             overlap_seconds: Some(seconds),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -402,6 +403,7 @@ async fn a_rate_limited_rotation_is_reported_unchanged_and_retried() {
         .rotate_credential(pb::RotateCredentialRequest {
             name: "app".into(),
             overlap_seconds: Some(0),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -471,6 +473,7 @@ async fn a_manager_must_be_stored_and_of_the_same_account() {
         .rotate_credential(pb::RotateCredentialRequest {
             name: "other".into(),
             overlap_seconds: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();

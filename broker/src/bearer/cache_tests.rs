@@ -447,6 +447,7 @@ async fn other_kinds_and_unknown_names_are_refused() {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             auth_token: crate::credential::SealedSecret::from("s3cr3t-token"),
             secondary_auth_token: None,
+            rotation: None,
         },
         ..oauth("x")
     };

@@ -41,17 +41,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Rotate an API key through its manager: create a new key of the same
-    /// type at Twilio, switch to it, and delete the previous key at Twilio
-    /// after the overlap (the broker does that on its own, after restarts too).
+    /// Rotate an API key through its manager (create a new key of the same
+    /// type at Twilio, switch to it, delete the previous key at Twilio after
+    /// the overlap), or an Auth Token through Twilio's secondary Auth Token
+    /// (create it, store it, promote it after the propagation delay, forget
+    /// the old token after the overlap). The broker finishes on its own,
+    /// after restarts too.
+    ///
+    /// WARNING: rotating an Auth Token makes Twilio invalidate EVERY API KEY
+    /// of the account (the broker's included); it needs
+    /// --yes-i-know-api-keys-break.
     Rotate {
-        /// The credential's name (an `api_key` credential with a manager).
+        /// The credential's name (an `api_key` credential with a manager, or
+        /// an `auth_token` credential).
         name: String,
-        /// How long the previous key stays alive after the switch, in
-        /// seconds. Default: the longest lifetime of an Access Token the
-        /// broker minted with it (86400, Twilio's maximum, when unknown).
+        /// How long the previous secret stays usable after the switch, in
+        /// seconds. API keys: default the longest lifetime of an Access
+        /// Token the broker minted with it (86400, Twilio's maximum, when
+        /// unknown). Auth Tokens: how long the old token still validates
+        /// webhooks (default `[rotation] token_overlap`, 300).
         #[arg(long)]
         overlap: Option<u32>,
+        /// Auth Tokens only: seconds between storing the new secondary and
+        /// promoting it (default `[rotation] propagation_delay`, 10).
+        #[arg(long)]
+        propagation_delay: Option<u32>,
+        /// Required to rotate an Auth Token: you know that Twilio then
+        /// invalidates every API key of the account.
+        #[arg(long = "yes-i-know-api-keys-break")]
+        yes_i_know_api_keys_break: bool,
         #[command(flatten)]
         addr: AddrArgs,
     },
@@ -235,8 +253,12 @@ fn build_put(
             auth_token: secret.to_owned(),
         })
     };
-    if args.manager.is_some() && !args.kind.api_key {
-        anyhow::bail!("--manager goes with --api-key only");
+    let own_manager = args.kind.auth_token && args.manager.as_deref() == Some(&args.name);
+    if args.manager.is_some() && !args.kind.api_key && !own_manager {
+        anyhow::bail!(
+            "--manager goes with --api-key (an Auth Token is its own manager: leave it out or \
+             name the credential itself)"
+        );
     }
     Ok(pb::PutCredentialRequest {
         name: args.name.clone(),
@@ -313,13 +335,24 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Rotate {
             name,
             overlap,
+            propagation_delay,
+            yes_i_know_api_keys_break,
             addr,
         } => {
             let mut client = AdminClient::new(addr.channel().await?);
+            if yes_i_know_api_keys_break {
+                eprintln!(
+                    "WARNING: if {name} is an Auth Token, rotating it makes Twilio invalidate \
+                     EVERY API KEY of its account, including those the broker holds: services \
+                     using them fail until new keys are created and stored."
+                );
+            }
             let rotated = client
                 .rotate_credential(pb::RotateCredentialRequest {
                     name: name.clone(),
                     overlap_seconds: overlap,
+                    acknowledge_api_keys_break: yes_i_know_api_keys_break,
+                    propagation_delay_seconds: propagation_delay,
                 })
                 .await
                 .map_err(status_error)?
@@ -333,11 +366,21 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     humantime::format_rfc3339_seconds(at).to_string()
                 })
                 .unwrap_or_default();
-            println!(
-                "rotated {name}: now signing with {}; the previous key {} is deleted at Twilio \
-                 after {after}",
-                current.key_sid, rotated.previous_key_sid
-            );
+            if current.kind == i32::from(pb::CredentialKind::AuthToken) {
+                println!(
+                    "rotated {name}: the promoted Auth Token is now the primary at Twilio and in \
+                     the broker; the old token no longer works at Twilio and validates webhooks \
+                     until {after}. Twilio has invalidated the API keys of account {}: create and \
+                     store new ones.",
+                    current.account_sid
+                );
+            } else {
+                println!(
+                    "rotated {name}: now signing with {}; the previous key {} is deleted at \
+                     Twilio after {after}",
+                    current.key_sid, rotated.previous_key_sid
+                );
+            }
         }
         Command::Rm { name, addr } => {
             let mut client = AdminClient::new(addr.channel().await?);
@@ -398,6 +441,12 @@ fn metadata_fields(m: &pb::CredentialMetadata) -> Vec<(&'static str, String)> {
     }
     if !m.manager.is_empty() {
         fields.push(("manager", m.manager.clone()));
+    }
+    if !m.rotation_step.is_empty() {
+        fields.push(("rotation", m.rotation_step.clone()));
+        if m.rotation_step_after.is_some() {
+            fields.push(("rotation_next", time_text(m.rotation_step_after.as_ref())));
+        }
     }
     if !m.previous_key_sid.is_empty() {
         fields.push(("previous_key_sid", m.previous_key_sid.clone()));

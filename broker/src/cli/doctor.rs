@@ -36,12 +36,21 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also ask the broker at this address (host:port, https://..., unix:/path;
+    /// TLS material from TWILIO_BROKER_TLS_*) for its stored credentials, and
+    /// note each secret older than --max-age (metadata only, never a secret).
+    #[arg(long)]
+    broker: Option<String>,
+    /// With --broker: how old a secret may get (since it was last put or
+    /// rotated) before doctor notes it, e.g. 90d.
+    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+    max_age: std::time::Duration,
 }
 
 /// Runs `doctor`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.no_env && args.files.is_empty() {
-        anyhow::bail!("nothing to examine: give files, or drop --no-env");
+    if args.no_env && args.files.is_empty() && args.broker.is_none() {
+        anyhow::bail!("nothing to examine: give files or --broker ADDR, or drop --no-env");
     }
     let mut sources = Vec::new();
     if !args.no_env {
@@ -59,12 +68,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         sources.push(Source::file(path)?);
     }
-    let report = doctor::examine(
+    let mut report = doctor::examine(
         &sources,
         Options {
             production: args.production,
         },
     );
+    if let Some(addr) = &args.broker {
+        let stored = stored_credentials(addr).await?;
+        let location = format!("broker {addr}");
+        report.looked_at.push(location.clone());
+        report.findings.extend(doctor::ages::old_secrets(
+            &stored,
+            std::time::SystemTime::now(),
+            args.max_age,
+            &location,
+        ));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&report))?);
     } else {
@@ -73,6 +93,39 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match report.risks() {
         0 => Ok(()),
         n => Err(RisksFound(n).into()),
+    }
+}
+
+/// Every stored credential's name and last put or rotation, from the
+/// broker's Admin API (all pages; metadata only).
+async fn stored_credentials(addr: &str) -> anyhow::Result<Vec<(String, std::time::SystemTime)>> {
+    use twilio_broker_api::v1 as pb;
+    let channel = super::connect::AddrArgs::from_addr(addr.to_owned())
+        .channel()
+        .await?;
+    let mut client = twilio_broker_api::v1::admin_client::AdminClient::new(channel);
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_credentials(pb::ListCredentialsRequest {
+                page_size: 0,
+                page_token,
+                filter: String::new(),
+            })
+            .await
+            .map_err(super::connect::status_error)?
+            .into_inner();
+        for c in page.credentials {
+            let at = c.updated_at.unwrap_or_default();
+            let since = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(at.seconds).unwrap_or(0));
+            out.push((c.name, since));
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        page_token = page.next_page_token;
     }
 }
 

@@ -51,12 +51,14 @@ pub enum SdkArg {
 /// Arguments of `recommend`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where the software runs.
+    /// Where the software runs. Optional with --credential (taken from its
+    /// `environment` label).
     #[arg(long = "env", value_enum)]
-    environment: EnvArg,
-    /// Which side holds the credential.
+    environment: Option<EnvArg>,
+    /// Which side holds the credential. Optional with --credential or
+    /// --charge-free (both server-side).
     #[arg(long, value_enum)]
-    side: SideArg,
+    side: Option<SideArg>,
     /// The client SDK (client side only).
     #[arg(long, value_enum)]
     client_sdk: Option<SdkArg>,
@@ -87,16 +89,26 @@ pub struct Args {
 }
 
 /// The question in domain terms, for the local answer (no proto detour).
-fn needs(args: &Args) -> Needs {
-    Needs {
+fn needs(args: &Args) -> anyhow::Result<Needs> {
+    Ok(Needs {
         environment: match args.environment {
-            EnvArg::Prototype => Environment::Prototype,
-            EnvArg::Test => Environment::Test,
-            EnvArg::Production => Environment::Production,
+            Some(EnvArg::Prototype) => Environment::Prototype,
+            Some(EnvArg::Test) => Environment::Test,
+            Some(EnvArg::Production) => Environment::Production,
+            None => anyhow::bail!(
+                "--env is required (prototype, test or production), unless --credential NAME \
+                 names a stored credential labelled environment=..."
+            ),
         },
         side: match args.side {
-            SideArg::Server => Side::Server,
-            SideArg::Client => Side::Client,
+            Some(SideArg::Server) => Side::Server,
+            Some(SideArg::Client) => Side::Client,
+            // Test credentials are server-side.
+            None if args.charge_free => Side::Server,
+            None => anyhow::bail!(
+                "--side is required (server or client), unless --charge-free or --credential \
+                 NAME is given (both server-side)"
+            ),
         },
         time_limited: args.time_limited,
         charge_free: args.charge_free,
@@ -109,21 +121,23 @@ fn needs(args: &Args) -> Needs {
             SdkArg::Conversations => ClientSdk::Conversations,
             SdkArg::Sync => ClientSdk::Sync,
         }),
-    }
+    })
 }
 
 /// The question as a `Recommend` request, for asking a broker.
 fn request(args: &Args) -> pb::RecommendRequest {
     pb::RecommendRequest {
         environment: match args.environment {
-            EnvArg::Prototype => pb::Environment::Prototype,
-            EnvArg::Test => pb::Environment::Test,
-            EnvArg::Production => pb::Environment::Production,
+            None => pb::Environment::Unspecified,
+            Some(EnvArg::Prototype) => pb::Environment::Prototype,
+            Some(EnvArg::Test) => pb::Environment::Test,
+            Some(EnvArg::Production) => pb::Environment::Production,
         }
         .into(),
         side: match args.side {
-            SideArg::Server => pb::Side::Server,
-            SideArg::Client => pb::Side::Client,
+            None => pb::Side::Unspecified,
+            Some(SideArg::Server) => pb::Side::Server,
+            Some(SideArg::Client) => pb::Side::Client,
         }
         .into(),
         time_limited: args.time_limited,
@@ -159,7 +173,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner()
         }
-        None => crate::grpc::recommend::answer_locally(&needs(&args))
+        None => crate::grpc::recommend::answer_locally(&needs(&args)?)
             .map_err(|err| anyhow::anyhow!("{err}"))?,
     };
     if args.json {
@@ -232,6 +246,8 @@ pub fn to_text(r: &pb::RecommendResponse, credential: Option<&str>) -> String {
     );
     section("Next steps", r.next_steps.clone(), true);
     if let Some(name) = credential {
+        let age =
+            humantime::format_duration(std::time::Duration::from_secs(r.credential_age_seconds));
         let findings: Vec<String> = r
             .review
             .iter()
@@ -239,10 +255,15 @@ pub fn to_text(r: &pb::RecommendResponse, credential: Option<&str>) -> String {
             .collect();
         if findings.is_empty() {
             out.push_str(&format!(
-                "\nReview of credential {name:?}: nothing to report.\n"
+                "\nReview of credential {name:?} (its secret was stored {age} ago): nothing to \
+                 report.\n"
             ));
         } else {
-            section(&format!("Review of credential {name:?}"), findings, false);
+            section(
+                &format!("Review of credential {name:?} (its secret was stored {age} ago)"),
+                findings,
+                false,
+            );
         }
     }
     out.push_str(&format!("\nRules: {}\n", r.rules.join(", ")));
@@ -268,5 +289,6 @@ pub fn to_json(r: &pb::RecommendResponse) -> serde_json::Value {
             "text": f.text,
         })).collect::<Vec<_>>(),
         "rules": r.rules,
+        "credential_age_seconds": r.credential_age_seconds,
     })
 }

@@ -122,6 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // host fails at start-up rather than at the first rotation.
     let twilio = file.twilio.resolve_from_env()?;
     tracing::debug!(twilio = ?twilio, "Twilio REST hosts");
+    let rotation = file.rotation.resolve()?;
     crate::store::vault::check_master_key(store.as_ref(), &key).await?;
     let state_file = open_state_file(&settings, &key)?;
     let audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;
@@ -141,11 +142,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let follower = Arc::clone(&vault).follow(store.change_feed().await);
     let bearer = crate::bearer::Bearers::connect(Arc::clone(&vault), oauth)?;
     let _sweeper = bearer.spawn_sweeper(crate::bearer::SWEEP_PERIOD);
-    let _metrics = exporter.map(|e| e.serve(bearer.clone(), file.metrics));
+    let ages = crate::rotation::Ages::new(Arc::clone(&vault), rotation);
+    let _metrics = exporter.map(|e| e.with_ages(ages).serve(bearer.clone(), file.metrics));
     file.limits.check()?;
     let state = Arc::new(
         State::new(vault, policy, audit, bearer)
-            .with_twilio(twilio)?
+            .with_twilio(twilio, rotation)?
             .with_limits(file.limits)
             .with_shutdown_grace(settings.shutdown_grace)
             .with_store_probe(Arc::clone(&store)),

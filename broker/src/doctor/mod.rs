@@ -13,6 +13,7 @@
 //! **Invariant:** a secret value is never put into a [`Finding`] in full: at
 //! most its first four characters and its length ([`redact`]).
 
+pub mod ages;
 mod broker_config;
 mod checks;
 mod rules;

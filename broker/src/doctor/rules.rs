@@ -66,6 +66,13 @@ pub const RULES: &[Rule] = &[
         instead: "chmod 600 the key file and make the broker's user its owner.",
     },
     Rule {
+        id: "secret-older-than-max-age",
+        severity: Severity::Note,
+        instead: "Rotate it: `twilio-broker credential rotate NAME` (API keys with a manager; an \
+                  Auth Token only knowing that Twilio then invalidates every API key of the \
+                  account), or schedule it with the label rotate_every=30d.",
+    },
+    Rule {
         id: "auth-token-outside-production",
         severity: Severity::Note,
         instead: "Fine for a prototype on your own machine; switch to an API key before \

@@ -148,6 +148,7 @@ fn crafted_sources_give_exactly_their_findings() {
         reached.extend(got);
     }
     reached.extend(master_key_mode_ids());
+    reached.extend(old_secret_ids());
     for rule in RULES {
         assert!(
             reached.contains(rule.id),
@@ -187,4 +188,23 @@ fn master_key_mode_ids() -> Vec<&'static str> {
 fn redaction_keeps_four_characters_at_most() {
     assert_eq!(redact(TOKEN), "9d1c… (32 chars)");
     assert_eq!(redact("short"), "… (5 chars)");
+}
+
+/// The broker's stored secrets, by age.
+fn old_secret_ids() -> Vec<&'static str> {
+    use std::time::{Duration, SystemTime};
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let stored = vec![
+        ("fresh".to_owned(), now - day),
+        ("stale".to_owned(), now - day * 100),
+        ("future".to_owned(), now + day),
+    ];
+    let found = super::ages::old_secrets(&stored, now, day * 90, "broker 127.0.0.1:50051");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].name, "stale");
+    assert_eq!(found[0].severity, super::Severity::Note);
+    assert!(found[0].text.contains("100 days"), "{}", found[0].text);
+    assert!(found[0].location.starts_with("broker "));
+    found.iter().map(|f| f.id).collect()
 }

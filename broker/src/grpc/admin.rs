@@ -137,8 +137,10 @@ async fn delete(
     })
 }
 
-/// RotateCredential: switches to a new key and leaves the deletion of the
-/// previous one to the rotator's task.
+/// RotateCredential: switches to a new key (or promoted Auth Token) and
+/// leaves the retirement of the previous one to the rotator's task. The
+/// Auth Token acknowledgement is checked by the rotator, so no caller of it
+/// can skip it.
 async fn rotate(
     state: &Services,
     request: pb::RotateCredentialRequest,
@@ -150,10 +152,20 @@ async fn rotate(
             detail: "this broker was started without Twilio's REST hosts".into(),
         });
     };
-    let overlap = request
-        .overlap_seconds
-        .map(|s| std::time::Duration::from_secs(u64::from(s)));
-    let rotated = rotator.rotate(&request.name, overlap).await?;
+    let seconds = |s: u32| std::time::Duration::from_secs(u64::from(s));
+    let propagation_delay = request.propagation_delay_seconds.map(seconds);
+    if propagation_delay.is_some_and(|d| d > crate::rotation::MAX_WAIT) {
+        return Err(Error::invalid(
+            "propagation_delay_seconds",
+            "is at most 86400 (one day)",
+        ));
+    }
+    let options = crate::rotation::RotateOptions {
+        overlap: request.overlap_seconds.map(seconds),
+        propagation_delay,
+        api_keys_break_acknowledged: request.acknowledge_api_keys_break,
+    };
+    let rotated = rotator.rotate_with(&request.name, options).await?;
     Ok(pb::RotateCredentialResponse {
         credential: Some(convert::metadata(&rotated.credential)),
         previous_key_sid: rotated.previous_key_sid,

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use twilio_broker_api::v1 as pb;
 
 use crate::credential::{
-    self, Credential, KeyType, Kind, Lifecycle, Rotation, SealedSecret, Secret,
+    self, Credential, KeyType, Kind, Lifecycle, Rotation, SealedSecret, Secret, TokenRotation,
 };
 use crate::error::{Error, Result};
 
@@ -67,10 +67,18 @@ pub fn credential_from_put(
     now: SystemTime,
 ) -> Result<Credential> {
     use pb::put_credential_request::Credential as Pb;
-    if !request.manager.is_empty() && !matches!(request.credential, Some(Pb::ApiKey(_)) | None) {
+    // An Auth Token is its own manager (Twilio authenticates its secondary
+    // Auth Token API with it): naming itself is accepted, and changes nothing.
+    let own =
+        matches!(request.credential, Some(Pb::AuthToken(_))) && request.manager == request.name;
+    if !request.manager.is_empty()
+        && !own
+        && !matches!(request.credential, Some(Pb::ApiKey(_)) | None)
+    {
         return Err(Error::invalid(
             "manager",
-            "is only for api_key credentials: an Auth Token manages its own account",
+            "is only for api_key credentials: an Auth Token is its own manager (leave manager \
+             empty or name the credential itself)",
         ));
     }
     let secret = match request.credential {
@@ -86,6 +94,7 @@ pub fn credential_from_put(
             secondary_auth_token: Some(c.secondary_auth_token)
                 .filter(|s| !s.is_empty())
                 .map(secret),
+            rotation: None,
         },
         Some(Pb::ApiKey(c)) => Secret::ApiKey {
             key_type: key_type_from_pb("api_key.key_type", c.key_type)?,
@@ -155,12 +164,36 @@ pub fn metadata(credential: &Credential) -> pb::CredentialMetadata {
                 out.previous_key_sid = key_sid.clone();
                 out.previous_deleted_after = Some(timestamp(*delete_after));
             }
+            match &lifecycle.rotation {
+                Some(Rotation::Creating { .. }) => out.rotation_step = "creating".into(),
+                Some(Rotation::Retiring { delete_after, .. }) => {
+                    out.rotation_step = "retiring".into();
+                    out.rotation_step_after = Some(timestamp(*delete_after));
+                }
+                None => {}
+            }
         }
         Secret::OAuthClient { client_id, .. } => out.client_id = client_id.clone(),
         Secret::AuthToken {
             secondary_auth_token,
+            rotation,
             ..
-        } => out.has_secondary_auth_token = secondary_auth_token.is_some(),
+        } => {
+            out.has_secondary_auth_token = secondary_auth_token.is_some();
+            let (step, after) = match rotation {
+                None => ("", None),
+                Some(TokenRotation::Creating) => ("creating", None),
+                Some(TokenRotation::Promoting { promote_after, .. }) => {
+                    ("promoting", Some(*promote_after))
+                }
+                Some(TokenRotation::Draining { drop_after }) => {
+                    out.previous_deleted_after = Some(timestamp(*drop_after));
+                    ("draining", Some(*drop_after))
+                }
+            };
+            out.rotation_step = step.into();
+            out.rotation_step_after = after.map(timestamp);
+        }
         Secret::Test { .. } => {}
     }
     out

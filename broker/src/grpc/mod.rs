@@ -24,7 +24,7 @@ use crate::bearer::Bearers;
 use crate::listing::PageTokens;
 use crate::mint::Minter;
 use crate::policy::PolicyEngine;
-use crate::rotation::Rotator;
+use crate::rotation::{Completion, RotationSettings, Rotator};
 use crate::store::Vault;
 use crate::twilio_api::Endpoints;
 
@@ -51,6 +51,8 @@ pub struct Services {
     /// Rotates API keys through Twilio (RotateCredential) and checks
     /// managers on PutCredential; None until [`Services::with_twilio`].
     rotator: Option<Arc<Rotator>>,
+    /// `[rotation]`: review age warnings, Auth Token rotation timing.
+    rotation: RotationSettings,
 }
 
 impl Services {
@@ -78,13 +80,23 @@ impl Services {
             bearer,
             page_tokens: PageTokens::default(),
             rotator: None,
+            rotation: RotationSettings::default(),
         }
     }
 
     /// Wires rotation to Twilio's REST hosts `endpoints` and resumes every
     /// unfinished rotation (start-up recovery). Needs a tokio runtime.
-    pub fn with_twilio(&mut self, endpoints: Endpoints) -> anyhow::Result<()> {
-        let rotator = Arc::new(Rotator::new(Arc::clone(&self.vault), endpoints)?);
+    /// Returns the rotations' off-request completions, for
+    /// [`Services::record_completions`].
+    pub fn with_twilio(
+        &mut self,
+        endpoints: Endpoints,
+        rotation: RotationSettings,
+    ) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<Completion>> {
+        self.rotation = rotation;
+        let rotator = Arc::new(Rotator::new(Arc::clone(&self.vault), endpoints, rotation)?);
+        let completions = rotator.completions();
+        rotator.spawn_scheduler();
         let resuming = Arc::clone(&rotator);
         tokio::spawn(async move {
             let found = resuming.resume().await;
@@ -93,7 +105,49 @@ impl Services {
             }
         });
         self.rotator = Some(rotator);
-        Ok(())
+        Ok(completions)
+    }
+
+    /// Records each off-request completion of a rotation as a
+    /// RotateCredential audit event of the broker itself (caller
+    /// `twilio-broker`, transport `internal`, phase `background`), until
+    /// the services are dropped. Names and words only, never a secret.
+    pub async fn record_completions(
+        services: std::sync::Weak<Services>,
+        mut completions: tokio::sync::mpsc::UnboundedReceiver<Completion>,
+    ) {
+        while let Some(done) = completions.recv().await {
+            let Some(services) = services.upgrade() else {
+                return;
+            };
+            let event = crate::audit::AuditEvent {
+                time: crate::audit::rfc3339(std::time::SystemTime::now()),
+                request_id: uuid::Uuid::new_v4().to_string(),
+                rpc: crate::policy::Rpc::RotateCredential.as_str(),
+                caller: "twilio-broker".into(),
+                transport: "internal",
+                peer: String::new(),
+                decision: crate::audit::Decision::Allow,
+                status: if done.ok { "OK" } else { "UNAVAILABLE" },
+                message: (!done.ok).then(|| crate::audit::cap(&done.message)),
+                credential: Some(crate::audit::cap(&done.credential)),
+                grants: Vec::new(),
+                identity: None,
+                ttl_seconds: None,
+                jti: None,
+                expires_at: None,
+                duration_us: 0,
+                phase: Some("background"),
+            };
+            if let Err(err) = services.audit.record(event).await {
+                tracing::error!(credential = %done.credential, error = %err, "the end of a rotation could not be audited");
+            }
+        }
+    }
+
+    /// Reviews warn about secrets stored longer than this.
+    pub(crate) fn warn_key_age(&self) -> std::time::Duration {
+        self.rotation.warn_age
     }
 
     /// The policy engine (reloaded on SIGHUP, swept of idle callers).

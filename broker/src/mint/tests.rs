@@ -358,6 +358,7 @@ fn only_main_and_standard_keys_mint() {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             auth_token: token_secret.clone(),
             secondary_auth_token: None,
+            rotation: None,
         },
         Secret::Test {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),

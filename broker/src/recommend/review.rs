@@ -224,3 +224,61 @@ pub fn review(credential: &Credential, needs: &Needs) -> Vec<Finding> {
     );
     findings
 }
+
+/// The age check: a secret stored longer than the configured maximum
+/// (`[rotation] warn_age`). Run by [`age_findings`], apart from the checks
+/// above because it needs the time and the maximum, not the request.
+pub const AGE_CHECK: AgeCheck = AgeCheck {
+    id: "secret-older-than-max-age",
+    text: "%name%'s secret has been stored for %age% (since %since%), longer than the \
+           %max% this broker warns at: rotate it \
+           (`twilio-broker credential rotate NAME`), or replace it and delete the old one at \
+           Twilio.",
+};
+
+/// A check of a credential's age, with its stable id and text template
+/// (`%name%`, `%age%`, `%since%`, `%max%`).
+pub struct AgeCheck {
+    /// Stable identifier.
+    pub id: &'static str,
+    /// What it says.
+    pub text: &'static str,
+}
+
+/// How long `credential`'s current secret has been stored at `now`: since
+/// it was last put or rotated (`updated_at`); zero for a clock that went back.
+pub fn secret_age(credential: &Credential, now: std::time::SystemTime) -> std::time::Duration {
+    now.duration_since(credential.updated_at)
+        .unwrap_or_default()
+}
+
+/// The age findings for a secret `age` old, warned about over `max_age`.
+pub fn age_findings(
+    credential: &Credential,
+    age: std::time::Duration,
+    max_age: std::time::Duration,
+) -> Vec<Finding> {
+    if age <= max_age {
+        return Vec::new();
+    }
+    let whole_days = |d: std::time::Duration| {
+        let days = d.as_secs() / 86_400;
+        if days > 0 {
+            format!("{days} days")
+        } else {
+            humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+        }
+    };
+    vec![Finding {
+        id: AGE_CHECK.id,
+        text: AGE_CHECK
+            .text
+            .replace("%name%", &format!("credential {:?}", credential.name))
+            .replace("%age%", &whole_days(age))
+            .replace(
+                "%since%",
+                &humantime::format_rfc3339_seconds(credential.updated_at).to_string(),
+            )
+            .replace("%max%", &whole_days(max_age)),
+    }]
+}

@@ -77,6 +77,7 @@ fn every_secret() -> Vec<Secret> {
             account_sid: ac.clone(),
             auth_token: token(),
             secondary_auth_token: None,
+            rotation: None,
         },
         Secret::Test {
             account_sid: ac.clone(),
@@ -197,7 +198,19 @@ fn every_rule_limit_and_check_is_reachable_and_every_answer_is_sound() {
         }
     }
 
+    // The age check, on every kind: an old secret fires it, a fresh one not.
+    for secret in &secrets {
+        let credential = stored(secret.clone(), Some("production"));
+        let max = std::time::Duration::from_secs(90 * 86_400);
+        let old = review::age_findings(&credential, max * 2, max);
+        assert_eq!(old.len(), 1);
+        assert!(!old[0].text.contains(PLANTED) && !old[0].text.contains('%'));
+        fired.insert(old[0].id);
+        assert!(review::age_findings(&credential, max, max).is_empty());
+    }
+
     let mut every_id: Vec<&str> = CHOICES.iter().map(|c| c.id).collect();
+    every_id.push(review::AGE_CHECK.id);
     every_id.push(DEFAULT_CHOICE.id);
     every_id.extend(NOTES.iter().map(|n| n.id));
     every_id.extend(CHECKS.iter().chain(LABEL_CHECKS).map(|c| c.id));
@@ -503,4 +516,27 @@ fn review_scenarios() {
             secret.kind()
         );
     }
+}
+
+#[test]
+fn the_age_of_a_secret_counts_from_its_last_put_or_rotation() {
+    let secrets = every_secret();
+    let mut credential = stored(secrets[0].clone(), Some("production"));
+    let now = SystemTime::now();
+    credential.updated_at = now - std::time::Duration::from_secs(100 * 86_400);
+    let age = review::secret_age(&credential, now);
+    assert_eq!(age.as_secs(), 100 * 86_400);
+    let found = review::age_findings(
+        &credential,
+        age,
+        std::time::Duration::from_secs(90 * 86_400),
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "secret-older-than-max-age");
+    assert!(found[0].text.contains("100 days"), "{}", found[0].text);
+    assert!(found[0].text.contains("90 days"), "{}", found[0].text);
+    assert!(found[0].text.contains("\"reviewed\""), "{}", found[0].text);
+    // A clock that went back is no age, and no finding.
+    credential.updated_at = now + std::time::Duration::from_secs(60);
+    assert_eq!(review::secret_age(&credential, now).as_secs(), 0);
 }

@@ -29,6 +29,8 @@ use crate::credential::{Credential, KeyType, Lifecycle, Rotation, Secret};
 use crate::error::{Error, Result};
 use crate::store::Vault;
 use crate::twilio_api::{ApiError, Endpoints, Manager, TwilioApi, retire_key, successor_key};
+pub use ages::{Age, Ages};
+pub use settings::{MAX_WAIT, RotationConfig, RotationSettings};
 
 /// Twilio's longest Access Token lifetime: the overlap when the broker has
 /// no record of what it minted with a key.
@@ -50,23 +52,134 @@ pub struct Rotated {
     pub delete_after: SystemTime,
 }
 
+/// How a RotateCredential call asks for its rotation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RotateOptions {
+    /// How long the previous secret stays usable after the switch (default:
+    /// an API key's longest minted lifetime; an Auth Token's
+    /// `[rotation] token_overlap`).
+    pub overlap: Option<Duration>,
+    /// Auth Tokens: the wait between storing the new secondary and promoting
+    /// it (default `[rotation] propagation_delay`).
+    pub propagation_delay: Option<Duration>,
+    /// Auth Tokens: the caller acknowledged that rotating an account's Auth
+    /// Token invalidates every API key of the account
+    /// (`--yes-i-know-api-keys-break`). Without it an Auth Token is refused.
+    pub api_keys_break_acknowledged: bool,
+}
+
+/// What a rotation that finished off-request did, for the audit trail
+/// (`server.rs` records each as a RotateCredential event of the broker
+/// itself). Names and times only, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The credential.
+    pub credential: String,
+    /// What happened, in words (e.g. "the previous key SK... is deleted at
+    /// Twilio and forgotten").
+    pub message: String,
+    /// Whether it succeeded; a failure is retried and reported again.
+    pub ok: bool,
+}
+
 /// Drives rotations and the deletions that follow them.
 pub struct Rotator {
     vault: Arc<Vault>,
     api: TwilioApi,
+    /// `[rotation]`: Auth Token timing.
+    settings: RotationSettings,
     /// Serialises this process's writes of credentials whose lifecycle may
     /// change (rotation steps, PutCredential), so none is lost to another.
     writes: tokio::sync::Mutex<()>,
+    /// Wakes the scheduler when a credential is stored (its schedule may
+    /// have changed).
+    stored: Arc<tokio::sync::Notify>,
+    /// Where off-request completions go (the audit trail's forwarder).
+    completions: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Completion>>>,
 }
 
 impl Rotator {
     /// A rotator over `vault`, calling Twilio at `endpoints`.
-    pub fn new(vault: Arc<Vault>, endpoints: Endpoints) -> anyhow::Result<Self> {
+    pub fn new(
+        vault: Arc<Vault>,
+        endpoints: Endpoints,
+        settings: RotationSettings,
+    ) -> anyhow::Result<Self> {
         Ok(Rotator {
             vault,
             api: TwilioApi::new(endpoints)?,
+            settings,
             writes: tokio::sync::Mutex::new(()),
+            completions: std::sync::Mutex::new(None),
+            stored: Arc::default(),
         })
+    }
+
+    /// Sends every off-request completion (the background end of a
+    /// rotation) to the returned receiver from now on.
+    pub fn completions(&self) -> tokio::sync::mpsc::UnboundedReceiver<Completion> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut slot) = self.completions.lock() {
+            *slot = Some(tx);
+        }
+        rx
+    }
+
+    /// Starts the scheduler ([`schedule::run`]): rotates each scheduled
+    /// credential when due, on its own, and reports each outcome as a
+    /// completion. Ends when the rotator is dropped.
+    pub fn spawn_scheduler(self: &Arc<Self>) {
+        let listing = Arc::downgrade(self);
+        let rotating = Arc::downgrade(self);
+        tokio::spawn(schedule::run(
+            crate::bearer::SystemClock,
+            self.settings,
+            Arc::clone(&self.stored),
+            move || listing.upgrade().map(|r| r.vault.list()),
+            move |name| {
+                let rotating = rotating.clone();
+                async move {
+                    let Some(rotator) = rotating.upgrade() else {
+                        return Ok(());
+                    };
+                    match rotator.rotate_with(&name, RotateOptions::default()).await {
+                        Ok(rotated) => {
+                            rotator.completed(
+                                &name,
+                                format!(
+                                    "scheduled rotation: the new key is current; the previous \
+                                     key {} is deleted at Twilio after the overlap",
+                                    rotated.previous_key_sid
+                                ),
+                                true,
+                            );
+                            Ok(())
+                        }
+                        Err(err) => {
+                            rotator.completed(
+                                &name,
+                                format!("scheduled rotation failed, retried with back-off: {err}"),
+                                false,
+                            );
+                            Err(err)
+                        }
+                    }
+                }
+            },
+        ));
+    }
+
+    /// Reports an off-request completion (logged by the caller already).
+    fn completed(&self, credential: &str, message: String, ok: bool) {
+        if let Ok(slot) = self.completions.lock()
+            && let Some(tx) = slot.as_ref()
+        {
+            let _ = tx.send(Completion {
+                credential: credential.to_owned(),
+                message,
+                ok,
+            });
+        }
     }
 
     /// Stores `credential` (PutCredential): checks its manager, and keeps a
@@ -96,17 +209,66 @@ impl Rotator {
                 lifecycle.rotation.clone_from(&old.rotation);
             }
         }
-        self.vault.put(credential).await
+        // An Auth Token stored again unchanged (e.g. new labels) keeps its
+        // rotation in progress and the secondary that goes with it.
+        if let (
+            Some(existing),
+            Secret::AuthToken {
+                auth_token,
+                secondary_auth_token: secondary @ None,
+                rotation: rotation @ None,
+                ..
+            },
+        ) = (self.vault.get(&credential.name), &mut credential.secret)
+            && let Secret::AuthToken {
+                auth_token: old_token,
+                secondary_auth_token: old_secondary,
+                rotation: Some(step),
+                ..
+            } = &existing.secret
+            && *old_token.open() == *auth_token.open()
+        {
+            secondary.clone_from(old_secondary);
+            *rotation = Some(step.clone());
+        }
+        let stored = self.vault.put(credential).await?;
+        self.stored.notify_one();
+        Ok(stored)
     }
 
-    /// Rotates the `api_key` credential `name`; returns once the new key is
-    /// current. The previous key is deleted after `overlap` (default: the
-    /// longest lifetime minted with it) by a task this call spawns.
+    /// Rotates the credential `name` with default options and `overlap`;
+    /// see [`Rotator::rotate_with`]. The tests' shorthand.
+    #[cfg(test)]
     pub async fn rotate(
         self: &Arc<Self>,
         name: &str,
         overlap: Option<Duration>,
     ) -> Result<Rotated> {
+        self.rotate_with(
+            name,
+            RotateOptions {
+                overlap,
+                ..RotateOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Rotates the credential `name`: an `api_key` through its manager, an
+    /// `auth_token` through Twilio's secondary-token API (only with
+    /// `api_keys_break_acknowledged`). Returns once the new secret is in
+    /// use; the previous one is retired by a task this call spawns.
+    pub async fn rotate_with(
+        self: &Arc<Self>,
+        name: &str,
+        options: RotateOptions,
+    ) -> Result<Rotated> {
+        if let Some(found) = self.vault.get(name)
+            && let Secret::AuthToken { .. } = &found.secret
+        {
+            return self.rotate_auth_token(name, options).await;
+        }
+        let overlap = options.overlap;
         let writes = self.writes.lock().await;
         let current = self.vault.lookup(name)?;
         let (manager_name, max_ttl) = match &current.secret {
@@ -260,6 +422,16 @@ impl Rotator {
     pub async fn resume(self: &Arc<Self>) -> usize {
         let mut found = 0;
         for credential in self.vault.list() {
+            if let Secret::AuthToken {
+                rotation: Some(step),
+                ..
+            } = &credential.secret
+            {
+                found += 1;
+                tracing::info!(credential = %credential.name, step = ?step, "resuming an Auth Token rotation");
+                self.spawn_token_driver(credential.name.clone());
+                continue;
+            }
             let Secret::ApiKey { lifecycle, .. } = &credential.secret else {
                 continue;
             };
@@ -371,6 +543,14 @@ impl Rotator {
             } else {
                 tracing::error!(credential = %name, previous_key_sid, error = %err, "Twilio refused to delete the previous key; retrying with back-off: check the manager");
             }
+            self.completed(
+                name,
+                format!(
+                    "the previous key {previous_key_sid} was not deleted at Twilio ({err}); \
+                     retried with back-off"
+                ),
+                false,
+            );
             return Err(retry_after);
         }
         let _writes = self.writes.lock().await;
@@ -388,6 +568,14 @@ impl Rotator {
         match self.vault.put(forgotten).await {
             Ok(_) => {
                 tracing::info!(credential = %name, previous_key_sid, "rotation finished: the previous key is deleted at Twilio and forgotten");
+                self.completed(
+                    name,
+                    format!(
+                        "rotation finished: the previous key {previous_key_sid} is deleted at \
+                         Twilio and forgotten"
+                    ),
+                    true,
+                );
                 Ok(())
             }
             Err(err) => {
@@ -495,5 +683,11 @@ fn stopped(name: &str, step: &str, err: ApiError) -> Error {
     }
 }
 
+mod ages;
+pub mod schedule;
+mod settings;
 #[cfg(test)]
 mod tests;
+mod token;
+#[cfg(test)]
+mod token_tests;

@@ -92,7 +92,14 @@ async fn world(key_type: StandinKeyType) -> World {
             .await
             .unwrap(),
     );
-    let rotator = Arc::new(Rotator::new(Arc::clone(&vault), endpoints(&standin.url())).unwrap());
+    let rotator = Arc::new(
+        Rotator::new(
+            Arc::clone(&vault),
+            endpoints(&standin.url()),
+            Default::default(),
+        )
+        .unwrap(),
+    );
     rotator
         .put(credential(
             "acme-token",
@@ -100,6 +107,7 @@ async fn world(key_type: StandinKeyType) -> World {
                 account_sid: account.clone(),
                 auth_token: SealedSecret::from(auth_token),
                 secondary_auth_token: None,
+                rotation: None,
             },
         ))
         .await
@@ -289,6 +297,7 @@ async fn managers_are_checked_when_stored_and_main_keys_are_not_rotated() {
                 account_sid: foreign,
                 auth_token: SealedSecret::from(hex()),
                 secondary_auth_token: None,
+                rotation: None,
             },
         ))
         .await
@@ -374,7 +383,14 @@ async fn a_restart_finishes_an_overdue_deletion_and_rolls_back_a_creation() {
             .await
             .unwrap(),
     );
-    let rotator = Arc::new(Rotator::new(Arc::clone(&vault), endpoints(&standin.url())).unwrap());
+    let rotator = Arc::new(
+        Rotator::new(
+            Arc::clone(&vault),
+            endpoints(&standin.url()),
+            Default::default(),
+        )
+        .unwrap(),
+    );
     assert_eq!(rotator.resume().await, 2);
     until("the overdue old key is deleted", || {
         !standin.authenticates(&app.0, &app.1)

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use crate::credential::{Credential, KeyType, Kind, Lifecycle, Rotation, SealedSecret, Secret};
+use crate::credential::{
+    Credential, KeyType, Kind, Lifecycle, Rotation, SealedSecret, Secret, TokenRotation,
+};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +59,18 @@ enum RotationRecord<'a> {
         previous_secret: std::borrow::Cow<'a, str>,
         delete_after_ms: u64,
     },
+    /// An `auth_token` credential: a secondary Auth Token is being created.
+    CreatingSecondary,
+    /// An `auth_token` credential: the secondary (stored in `secondary`) is
+    /// promoted after `promote_after_ms`; the old token then validates
+    /// webhooks for `overlap_ms` more.
+    Promoting {
+        promote_after_ms: u64,
+        overlap_ms: u64,
+    },
+    /// An `auth_token` credential: promoted; the old token (in `secondary`)
+    /// is forgotten after `drop_after_ms`.
+    Draining { drop_after_ms: u64 },
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -121,6 +135,25 @@ pub(crate) fn encode(credential: &Credential) -> Zeroizing<Vec<u8>> {
         }
         None => None,
     });
+    let rotation = match s {
+        Secret::AuthToken {
+            rotation: Some(step),
+            ..
+        } => Some(match step {
+            TokenRotation::Creating => RotationRecord::CreatingSecondary,
+            TokenRotation::Promoting {
+                promote_after,
+                overlap,
+            } => RotationRecord::Promoting {
+                promote_after_ms: to_ms(*promote_after),
+                overlap_ms: u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX),
+            },
+            TokenRotation::Draining { drop_after } => RotationRecord::Draining {
+                drop_after_ms: to_ms(*drop_after),
+            },
+        }),
+        _ => rotation,
+    };
     let record = RecordV1 {
         v: 1,
         manager: lifecycle.and_then(|l| l.manager.as_deref().map(Borrowed)),
@@ -198,6 +231,21 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
                 std::borrow::Cow::Borrowed(text) => SealedSecret::new(text),
                 std::borrow::Cow::Owned(text) => SealedSecret::from(text),
             }),
+            rotation: match record.rotation.take() {
+                None => None,
+                Some(RotationRecord::CreatingSecondary) => Some(TokenRotation::Creating),
+                Some(RotationRecord::Promoting {
+                    promote_after_ms,
+                    overlap_ms,
+                }) => Some(TokenRotation::Promoting {
+                    promote_after: from_ms(promote_after_ms),
+                    overlap: Duration::from_millis(overlap_ms),
+                }),
+                Some(RotationRecord::Draining { drop_after_ms }) => Some(TokenRotation::Draining {
+                    drop_after: from_ms(drop_after_ms),
+                }),
+                Some(_) => return Err(missing("an Auth Token rotation step")),
+            },
         },
         Kind::Test => Secret::Test {
             account_sid,
@@ -238,6 +286,7 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<Credential, DecodeError> {
                         }),
                         delete_after: from_ms(delete_after_ms),
                     }),
+                    Some(_) => return Err(missing("an API key rotation step")),
                 },
             },
         },
@@ -306,6 +355,7 @@ mod tests {
                 account_sid: format!("AC{}", "0".repeat(32)),
                 auth_token: SealedSecret::from(primary.clone()),
                 secondary_auth_token: Some(SealedSecret::from(secondary.clone())),
+                rotation: None,
             },
         };
         let bytes = encode(&credential);
@@ -386,5 +436,56 @@ mod tests {
         assert!(
             matches!(&lifecycle.rotation, Some(Rotation::Creating { friendly_name }) if friendly_name == "twilio-broker app")
         );
+    }
+
+    #[test]
+    fn every_auth_token_rotation_step_survives_the_round_trip() {
+        let (primary, secondary) = (random_token(), random_token());
+        let steps = [
+            TokenRotation::Creating,
+            TokenRotation::Promoting {
+                promote_after: from_ms(1_900_000_000_000),
+                overlap: Duration::from_millis(300_000),
+            },
+            TokenRotation::Draining {
+                drop_after: from_ms(1_900_000_500_000),
+            },
+        ];
+        for step in steps {
+            let credential = Credential {
+                name: "hooks".into(),
+                labels: BTreeMap::new(),
+                created_at: from_ms(1),
+                updated_at: from_ms(2),
+                secret: Secret::AuthToken {
+                    account_sid: format!("AC{}", "0".repeat(32)),
+                    auth_token: SealedSecret::from(primary.clone()),
+                    secondary_auth_token: Some(SealedSecret::from(secondary.clone())),
+                    rotation: Some(step.clone()),
+                },
+            };
+            let bytes = encode(&credential);
+            let back = decode(&bytes).unwrap();
+            let Secret::AuthToken {
+                rotation,
+                secondary_auth_token: Some(second),
+                ..
+            } = &back.secret
+            else {
+                panic!("lost")
+            };
+            assert_eq!(rotation.as_ref(), Some(&step));
+            assert_eq!(second.open().as_str(), secondary);
+        }
+        // A step of the other kind is refused, not misread.
+        let wrong = format!(
+            r#"{{"v":1,"name":"app","kind":"api_key","account_sid":"AC{}","key_sid":"SK{}","key_type":"standard","secret":"s","rotation":{{"step":"draining","drop_after_ms":1}},"labels":{{}},"created_ms":1,"updated_ms":2}}"#,
+            "0".repeat(32),
+            "1".repeat(32)
+        );
+        assert!(matches!(
+            decode(wrong.as_bytes()),
+            Err(DecodeError::Missing { .. })
+        ));
     }
 }

@@ -40,6 +40,7 @@ fn credential(name: &str, token: &str) -> Credential {
             account_sid: "AC0123456789abcdef0123456789abcdef".into(),
             auth_token: token.into(),
             secondary_auth_token: None,
+            rotation: None,
         },
     }
 }

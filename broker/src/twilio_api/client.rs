@@ -203,9 +203,6 @@ impl TwilioApi {
             .map(drop)
     }
 
-    // Not driven by the daemon until `credential rotate` on an Auth Token
-    // lands (issue 18); its own tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// `POST {accounts}/v1/AuthTokens/Secondary`: a new secondary Auth Token
     /// (replacing one that exists).
     pub async fn create_secondary_auth_token(
@@ -222,9 +219,6 @@ impl TwilioApi {
         sealed(reply.secondary_auth_token, "secondary_auth_token")
     }
 
-    // Not driven by the daemon until `credential rotate` on an Auth Token
-    // lands (issue 18); its own tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// `DELETE {accounts}/v1/AuthTokens/Secondary`.
     pub async fn delete_secondary_auth_token(&self, manager: Manager<'_>) -> Result<(), ApiError> {
         let url = self.url(&self.endpoints.accounts_base, "v1/AuthTokens/Secondary")?;
@@ -233,9 +227,6 @@ impl TwilioApi {
             .map(drop)
     }
 
-    // Not driven by the daemon until `credential rotate` on an Auth Token
-    // lands (issue 18); its own tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// `POST {accounts}/v1/AuthTokens/Promote`: the secondary becomes the
     /// primary, and the old primary stops working at once (including as the
     /// `manager` of any later call). Returns the new primary.

@@ -48,6 +48,7 @@ async fn world() -> World {
             account_sid: account.clone(),
             auth_token: SealedSecret::from(auth_token),
             secondary_auth_token: None,
+            rotation: None,
         },
         main: Secret::ApiKey {
             account_sid: account.clone(),
@@ -239,6 +240,7 @@ async fn failures_are_typed_and_never_carry_a_secret() {
         account_sid: w.account.clone(),
         auth_token: SealedSecret::from(wrong_token),
         secondary_auth_token: None,
+        rotation: None,
     };
     let err = w
         .api

@@ -3,7 +3,7 @@
 //! type (a Restricted key with the same `Policy`), [`retire_key`] deletes the
 //! old one once nothing minted with it is alive. Storing the successor,
 //! waiting out the overlap, crash recovery and scheduling belong to the
-//! caller (not built yet).
+//! caller (`rotation/`).
 //!
 //! Invariant: the successor is created before anything is deleted, so two
 //! keys are live in between; [`retire_key`] treats "already gone" (404) as

@@ -38,6 +38,12 @@ type AdminClient interface {
 	// FAILED_PRECONDITION NOT_ROTATABLE without a manager, for a Main key or
 	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
 	// when Twilio refuses or cannot be reached (nothing is half-applied).
+	// An `auth_token` credential is rotated through Twilio's secondary Auth
+	// Token API (create the secondary, store it, promote it after the
+	// propagation delay, keep the old token for webhooks during the overlap);
+	// Twilio then invalidates every API key of the account, so the request
+	// must set `acknowledge_api_keys_break` (FAILED_PRECONDITION NOT_ROTATABLE
+	// otherwise). It returns once the promoted token is the primary.
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 	// Takes a consistent snapshot of the sealed store while the broker
 	// serves: every record exactly as stored (sealed; no secret in clear),
@@ -167,6 +173,12 @@ type AdminServer interface {
 	// FAILED_PRECONDITION NOT_ROTATABLE without a manager, for a Main key or
 	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
 	// when Twilio refuses or cannot be reached (nothing is half-applied).
+	// An `auth_token` credential is rotated through Twilio's secondary Auth
+	// Token API (create the secondary, store it, promote it after the
+	// propagation delay, keep the old token for webhooks during the overlap);
+	// Twilio then invalidates every API key of the account, so the request
+	// must set `acknowledge_api_keys_break` (FAILED_PRECONDITION NOT_ROTATABLE
+	// otherwise). It returns once the promoted token is the primary.
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	// Takes a consistent snapshot of the sealed store while the broker
 	// serves: every record exactly as stored (sealed; no secret in clear),

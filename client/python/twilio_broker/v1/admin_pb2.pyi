@@ -96,12 +96,16 @@ class ReloadPolicyResponse(_message.Message):
     def __init__(self, rules: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class RotateCredentialRequest(_message.Message):
-    __slots__ = ("name", "overlap_seconds")
+    __slots__ = ("name", "overlap_seconds", "acknowledge_api_keys_break", "propagation_delay_seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGE_API_KEYS_BREAK_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     overlap_seconds: int
-    def __init__(self, name: _Optional[str] = ..., overlap_seconds: _Optional[int] = ...) -> None: ...
+    acknowledge_api_keys_break: bool
+    propagation_delay_seconds: int
+    def __init__(self, name: _Optional[str] = ..., overlap_seconds: _Optional[int] = ..., acknowledge_api_keys_break: _Optional[bool] = ..., propagation_delay_seconds: _Optional[int] = ...) -> None: ...
 
 class RotateCredentialResponse(_message.Message):
     __slots__ = ("credential", "previous_key_sid", "previous_deleted_after")

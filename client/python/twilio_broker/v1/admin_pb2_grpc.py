@@ -125,6 +125,12 @@ class AdminServicer:
         FAILED_PRECONDITION NOT_ROTATABLE without a manager, for a Main key or
         while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
         when Twilio refuses or cannot be reached (nothing is half-applied).
+        An `auth_token` credential is rotated through Twilio's secondary Auth
+        Token API (create the secondary, store it, promote it after the
+        propagation delay, keep the old token for webhooks during the overlap);
+        Twilio then invalidates every API key of the account, so the request
+        must set `acknowledge_api_keys_break` (FAILED_PRECONDITION NOT_ROTATABLE
+        otherwise). It returns once the promoted token is the primary.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -229,7 +229,7 @@ class Finding(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("method", "key_type", "reasons", "warnings", "limits", "next_steps", "review", "rules")
+    __slots__ = ("method", "key_type", "reasons", "warnings", "limits", "next_steps", "review", "rules", "credential_age_seconds")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     KEY_TYPE_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
@@ -238,6 +238,7 @@ class RecommendResponse(_message.Message):
     NEXT_STEPS_FIELD_NUMBER: _ClassVar[int]
     REVIEW_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     method: Method
     key_type: _credential_pb2.KeyType
     reasons: _containers.RepeatedScalarFieldContainer[str]
@@ -246,7 +247,8 @@ class RecommendResponse(_message.Message):
     next_steps: _containers.RepeatedScalarFieldContainer[str]
     review: _containers.RepeatedCompositeFieldContainer[Finding]
     rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, method: _Optional[_Union[Method, str]] = ..., key_type: _Optional[_Union[_credential_pb2.KeyType, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., limits: _Optional[_Iterable[_Union[Limit, _Mapping]]] = ..., next_steps: _Optional[_Iterable[str]] = ..., review: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    credential_age_seconds: int
+    def __init__(self, method: _Optional[_Union[Method, str]] = ..., key_type: _Optional[_Union[_credential_pb2.KeyType, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., limits: _Optional[_Iterable[_Union[Limit, _Mapping]]] = ..., next_steps: _Optional[_Iterable[str]] = ..., review: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., rules: _Optional[_Iterable[str]] = ..., credential_age_seconds: _Optional[int] = ...) -> None: ...
 
 class FormParam(_message.Message):
     __slots__ = ("name", "value")

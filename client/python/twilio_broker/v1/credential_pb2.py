@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!twilio/broker/v1/credential.proto\x12\x10twilio.broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x13\x41uthTokenCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x12\n\nauth_token\x18\x02 \x01(\t\x12\x1c\n\x14secondary_auth_token\x18\x03 \x01(\t\"u\n\x10\x41piKeyCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x0f\n\x07key_sid\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12+\n\x08key_type\x18\x04 \x01(\x0e\x32\x19.twilio.broker.v1.KeyType\"V\n\x15OAuthClientCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rclient_secret\x18\x03 \x01(\t\"9\n\x0eTestCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x12\n\nauth_token\x18\x02 \x01(\t\"\x92\x04\n\x12\x43redentialMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .twilio.broker.v1.CredentialKind\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x03 \x01(\t\x12\x0f\n\x07key_sid\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\x12+\n\x08key_type\x18\x06 \x01(\x0e\x32\x19.twilio.broker.v1.KeyType\x12@\n\x06labels\x18\x07 \x03(\x0b\x32\x30.twilio.broker.v1.CredentialMetadata.LabelsEntry\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18has_secondary_auth_token\x18\n \x01(\x08\x12\x0f\n\x07manager\x18\x0b \x01(\t\x12\x18\n\x10previous_key_sid\x18\x0c \x01(\t\x12:\n\x16previous_deleted_after\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*f\n\x07KeyType\x12\x18\n\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rKEY_TYPE_MAIN\x10\x01\x12\x15\n\x11KEY_TYPE_STANDARD\x10\x02\x12\x17\n\x13KEY_TYPE_RESTRICTED\x10\x03*\xaa\x01\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43REDENTIAL_KIND_AUTH_TOKEN\x10\x01\x12\x1b\n\x17\x43REDENTIAL_KIND_API_KEY\x10\x02\x12 \n\x1c\x43REDENTIAL_KIND_OAUTH_CLIENT\x10\x03\x12\x18\n\x14\x43REDENTIAL_KIND_TEST\x10\x04\x42P\n\x0ftwiliobroker.v1P\x01Z)twilio-broker/client/go/brokerv1;brokerv1\xaa\x02\x0fTwilioBroker.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!twilio/broker/v1/credential.proto\x12\x10twilio.broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x13\x41uthTokenCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x12\n\nauth_token\x18\x02 \x01(\t\x12\x1c\n\x14secondary_auth_token\x18\x03 \x01(\t\"u\n\x10\x41piKeyCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x0f\n\x07key_sid\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12+\n\x08key_type\x18\x04 \x01(\x0e\x32\x19.twilio.broker.v1.KeyType\"V\n\x15OAuthClientCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rclient_secret\x18\x03 \x01(\t\"9\n\x0eTestCredential\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x01 \x01(\t\x12\x12\n\nauth_token\x18\x02 \x01(\t\"\xe2\x04\n\x12\x43redentialMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .twilio.broker.v1.CredentialKind\x12\x13\n\x0b\x61\x63\x63ount_sid\x18\x03 \x01(\t\x12\x0f\n\x07key_sid\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\x12+\n\x08key_type\x18\x06 \x01(\x0e\x32\x19.twilio.broker.v1.KeyType\x12@\n\x06labels\x18\x07 \x03(\x0b\x32\x30.twilio.broker.v1.CredentialMetadata.LabelsEntry\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18has_secondary_auth_token\x18\n \x01(\x08\x12\x0f\n\x07manager\x18\x0b \x01(\t\x12\x18\n\x10previous_key_sid\x18\x0c \x01(\t\x12:\n\x16previous_deleted_after\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrotation_step\x18\x0e \x01(\t\x12\x37\n\x13rotation_step_after\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*f\n\x07KeyType\x12\x18\n\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rKEY_TYPE_MAIN\x10\x01\x12\x15\n\x11KEY_TYPE_STANDARD\x10\x02\x12\x17\n\x13KEY_TYPE_RESTRICTED\x10\x03*\xaa\x01\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43REDENTIAL_KIND_AUTH_TOKEN\x10\x01\x12\x1b\n\x17\x43REDENTIAL_KIND_API_KEY\x10\x02\x12 \n\x1c\x43REDENTIAL_KIND_OAUTH_CLIENT\x10\x03\x12\x18\n\x14\x43REDENTIAL_KIND_TEST\x10\x04\x42P\n\x0ftwiliobroker.v1P\x01Z)twilio-broker/client/go/brokerv1;brokerv1\xaa\x02\x0fTwilioBroker.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017twiliobroker.v1P\001Z)twilio-broker/client/go/brokerv1;brokerv1\252\002\017TwilioBroker.V1'
   _globals['_CREDENTIALMETADATA_LABELSENTRY']._loaded_options = None
   _globals['_CREDENTIALMETADATA_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_KEYTYPE']._serialized_start=981
-  _globals['_KEYTYPE']._serialized_end=1083
-  _globals['_CREDENTIALKIND']._serialized_start=1086
-  _globals['_CREDENTIALKIND']._serialized_end=1256
+  _globals['_KEYTYPE']._serialized_start=1061
+  _globals['_KEYTYPE']._serialized_end=1163
+  _globals['_CREDENTIALKIND']._serialized_start=1166
+  _globals['_CREDENTIALKIND']._serialized_end=1336
   _globals['_AUTHTOKENCREDENTIAL']._serialized_start=88
   _globals['_AUTHTOKENCREDENTIAL']._serialized_end=180
   _globals['_APIKEYCREDENTIAL']._serialized_start=182
@@ -48,7 +48,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TESTCREDENTIAL']._serialized_start=389
   _globals['_TESTCREDENTIAL']._serialized_end=446
   _globals['_CREDENTIALMETADATA']._serialized_start=449
-  _globals['_CREDENTIALMETADATA']._serialized_end=979
-  _globals['_CREDENTIALMETADATA_LABELSENTRY']._serialized_start=934
-  _globals['_CREDENTIALMETADATA_LABELSENTRY']._serialized_end=979
+  _globals['_CREDENTIALMETADATA']._serialized_end=1059
+  _globals['_CREDENTIALMETADATA_LABELSENTRY']._serialized_start=1014
+  _globals['_CREDENTIALMETADATA_LABELSENTRY']._serialized_end=1059
 # @@protoc_insertion_point(module_scope)

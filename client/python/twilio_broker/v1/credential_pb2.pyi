@@ -75,7 +75,7 @@ class TestCredential(_message.Message):
     def __init__(self, account_sid: _Optional[str] = ..., auth_token: _Optional[str] = ...) -> None: ...
 
 class CredentialMetadata(_message.Message):
-    __slots__ = ("name", "kind", "account_sid", "key_sid", "client_id", "key_type", "labels", "created_at", "updated_at", "has_secondary_auth_token", "manager", "previous_key_sid", "previous_deleted_after")
+    __slots__ = ("name", "kind", "account_sid", "key_sid", "client_id", "key_type", "labels", "created_at", "updated_at", "has_secondary_auth_token", "manager", "previous_key_sid", "previous_deleted_after", "rotation_step", "rotation_step_after")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,8 @@ class CredentialMetadata(_message.Message):
     MANAGER_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_KEY_SID_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_DELETED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_STEP_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_STEP_AFTER_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: CredentialKind
     account_sid: str
@@ -109,4 +111,6 @@ class CredentialMetadata(_message.Message):
     manager: str
     previous_key_sid: str
     previous_deleted_after: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[CredentialKind, str]] = ..., account_sid: _Optional[str] = ..., key_sid: _Optional[str] = ..., client_id: _Optional[str] = ..., key_type: _Optional[_Union[KeyType, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_secondary_auth_token: _Optional[bool] = ..., manager: _Optional[str] = ..., previous_key_sid: _Optional[str] = ..., previous_deleted_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rotation_step: str
+    rotation_step_after: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[CredentialKind, str]] = ..., account_sid: _Optional[str] = ..., key_sid: _Optional[str] = ..., client_id: _Optional[str] = ..., key_type: _Optional[_Union[KeyType, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_secondary_auth_token: _Optional[bool] = ..., manager: _Optional[str] = ..., previous_key_sid: _Optional[str] = ..., previous_deleted_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rotation_step: _Optional[str] = ..., rotation_step_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
