@@ -280,8 +280,14 @@ impl StateFile {
             version: FORMAT_VERSION,
             audit: BTreeMap::new(),
             store: Some(StoreMark { generation }),
+            // The restored store's keys are counted again by the next re-seal
+            // pass; until then `keyring retire` refuses.
+            keyring: None,
+            // A pending signer handover concerns the audit files, which a
+            // restore keeps.
+            audit_handover: current.audit_handover.clone(),
         };
-        write(&self.path, &self.key, &next)?;
+        write(&self.path, &self.key.load(), &next)?;
         *current = next;
         Ok(())
     }

@@ -425,6 +425,7 @@ mod tests {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
                 auth_token: token.into(),
                 secondary_auth_token: None,
+                rotation: None,
             },
         }
     }

@@ -165,6 +165,7 @@ mod tests {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
                 auth_token: "0123456789abcdef0123456789abcdef".into(),
                 secondary_auth_token: None,
+                rotation: None,
             },
         };
         let store_key = super::super::credential_key(&old, "x");

@@ -380,6 +380,7 @@ mod tests {
                 account_sid: "AC0123456789abcdef0123456789abcdef".into(),
                 auth_token: format!("{:032x}", rand::random::<u128>()).into(),
                 secondary_auth_token: None,
+                rotation: None,
             },
         }
     }
