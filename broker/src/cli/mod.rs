@@ -5,6 +5,7 @@
 
 mod audit;
 pub(crate) mod connect;
+mod console;
 mod credential;
 mod doctor;
 mod keys;
@@ -64,6 +65,9 @@ enum Command {
     /// Rewrite a data directory from scratch (offline), dropping the bytes of
     /// deleted records and of earlier formats that sled keeps.
     Compact(keys::CompactArgs),
+    /// The operator console: print a one-time login link (`console open`).
+    #[command(subcommand)]
+    Console(console::Command),
     /// Check plugin libraries (audit sinks, storage backends).
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -123,6 +127,7 @@ pub fn main() -> ExitCode {
             Command::Rekey(args) => keys::rekey(args).await,
             Command::Compact(args) => keys::compact(args).await,
             Command::Plugin(command) => plugin::run(command).await,
+            Command::Console(command) => console::run(command).await,
         }
     });
     // Dropping a runtime waits for every blocking task; a blocked writer (a

@@ -23,11 +23,19 @@ pub enum Rpc {
     ReloadPolicy,
     /// Admin/RotateCredential.
     RotateCredential,
+    /// Admin/OpenConsole: a one-time login link to the operator console.
+    OpenConsole,
+    /// The console's bearer cache view (no RPC).
+    ConsoleBearerCache,
+    /// The console's audit view and its live stream (no RPC).
+    ConsoleAudit,
+    /// The console's health view (no RPC).
+    ConsoleHealth,
 }
 
 impl Rpc {
     /// Every RPC, for validating policy files.
-    pub const ALL: [Rpc; 10] = [
+    pub const ALL: [Rpc; 14] = [
         Rpc::GetBearer,
         Rpc::MintAccessToken,
         Rpc::Recommend,
@@ -38,6 +46,10 @@ impl Rpc {
         Rpc::DeleteCredential,
         Rpc::ReloadPolicy,
         Rpc::RotateCredential,
+        Rpc::OpenConsole,
+        Rpc::ConsoleBearerCache,
+        Rpc::ConsoleAudit,
+        Rpc::ConsoleHealth,
     ];
 
     /// The method name, as written in policy files and audit events.
@@ -53,6 +65,10 @@ impl Rpc {
             Rpc::DeleteCredential => "DeleteCredential",
             Rpc::ReloadPolicy => "ReloadPolicy",
             Rpc::RotateCredential => "RotateCredential",
+            Rpc::OpenConsole => "OpenConsole",
+            Rpc::ConsoleBearerCache => "ConsoleBearerCache",
+            Rpc::ConsoleAudit => "ConsoleAudit",
+            Rpc::ConsoleHealth => "ConsoleHealth",
         }
     }
 
@@ -66,6 +82,10 @@ impl Rpc {
                 | Rpc::DeleteCredential
                 | Rpc::ReloadPolicy
                 | Rpc::RotateCredential
+                | Rpc::OpenConsole
+                | Rpc::ConsoleBearerCache
+                | Rpc::ConsoleAudit
+                | Rpc::ConsoleHealth
         )
     }
 

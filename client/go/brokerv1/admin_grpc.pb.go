@@ -39,6 +39,12 @@ type AdminClient interface {
 	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
 	// when Twilio refuses or cannot be reached (nothing is half-applied).
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
+	// Issues a one-time login link to the operator console (issue 19) for
+	// the caller's own identity: whoever opens it within a minute browses the
+	// console as this caller, under this caller's policy rules. The link is
+	// single-use. FAILED_PRECONDITION CONSOLE_OFF when the broker runs
+	// without `--console-listen`.
+	OpenConsole(ctx context.Context, in *OpenConsoleRequest, opts ...grpc.CallOption) (*OpenConsoleResponse, error)
 }
 
 type adminClient struct {
@@ -103,6 +109,15 @@ func (c *adminClient) RotateCredential(ctx context.Context, in *RotateCredential
 	return out, nil
 }
 
+func (c *adminClient) OpenConsole(ctx context.Context, in *OpenConsoleRequest, opts ...grpc.CallOption) (*OpenConsoleResponse, error) {
+	out := new(OpenConsoleResponse)
+	err := c.cc.Invoke(ctx, "/twilio.broker.v1.Admin/OpenConsole", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility
@@ -129,6 +144,12 @@ type AdminServer interface {
 	// while a rotation is running; ROTATION_REFUSED / ROTATION_UNAVAILABLE
 	// when Twilio refuses or cannot be reached (nothing is half-applied).
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
+	// Issues a one-time login link to the operator console (issue 19) for
+	// the caller's own identity: whoever opens it within a minute browses the
+	// console as this caller, under this caller's policy rules. The link is
+	// single-use. FAILED_PRECONDITION CONSOLE_OFF when the broker runs
+	// without `--console-listen`.
+	OpenConsole(context.Context, *OpenConsoleRequest) (*OpenConsoleResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -153,6 +174,9 @@ func (UnimplementedAdminServer) ReloadPolicy(context.Context, *ReloadPolicyReque
 }
 func (UnimplementedAdminServer) RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateCredential not implemented")
+}
+func (UnimplementedAdminServer) OpenConsole(context.Context, *OpenConsoleRequest) (*OpenConsoleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method OpenConsole not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 
@@ -275,6 +299,24 @@ func _Admin_RotateCredential_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_OpenConsole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenConsoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).OpenConsole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/twilio.broker.v1.Admin/OpenConsole",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).OpenConsole(ctx, req.(*OpenConsoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Admin_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "twilio.broker.v1.Admin",
 	HandlerType: (*AdminServer)(nil),
@@ -302,6 +344,10 @@ var _Admin_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateCredential",
 			Handler:    _Admin_RotateCredential_Handler,
+		},
+		{
+			MethodName: "OpenConsole",
+			Handler:    _Admin_OpenConsole_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

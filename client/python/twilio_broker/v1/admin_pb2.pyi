@@ -112,3 +112,15 @@ class RotateCredentialResponse(_message.Message):
     previous_key_sid: str
     previous_deleted_after: _timestamp_pb2.Timestamp
     def __init__(self, credential: _Optional[_Union[_credential_pb2.CredentialMetadata, _Mapping]] = ..., previous_key_sid: _Optional[str] = ..., previous_deleted_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OpenConsoleRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class OpenConsoleResponse(_message.Message):
+    __slots__ = ("login_url", "expires_at")
+    LOGIN_URL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    login_url: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, login_url: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
