@@ -109,7 +109,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
         (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
@@ -151,7 +154,8 @@ async fn screenshot(client: &Client, name: &str) {
 
 /// axe-core's source (npm, pinned in tests/oracles/package.json).
 fn axe_source() -> Option<String> {
-    let mut places = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracles/node_modules")];
+    let mut places =
+        vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracles/node_modules")];
     if let Some(dir) = std::env::var_os("TWILIO_BROKER_TEST_NODE_MODULES") {
         places.push(PathBuf::from(dir));
     }
@@ -347,7 +351,10 @@ async fn the_console_in_a_real_browser() {
 
     // The login link works once and lands on the credentials view.
     let link = open_link(&broker.addr);
-    assert!(link.starts_with(&format!("{console}/login?token=")), "{link}");
+    assert!(
+        link.starts_with(&format!("{console}/login?token=")),
+        "{link}"
+    );
     let client = browser(&driver, &chromium).await;
     client.goto(&link).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/credentials");
@@ -365,8 +372,14 @@ async fn the_console_in_a_real_browser() {
     );
     let source = client.source().await.unwrap();
     assert!(source.contains(&f.account_sid) && source.contains(&f.key_sid));
-    assert!(source.contains(&f.client_id), "the OAuth client id is shown");
-    for id in ["auth-token-in-production", "main-key-where-narrower-would-do"] {
+    assert!(
+        source.contains(&f.client_id),
+        "the OAuth client id is shown"
+    );
+    for id in [
+        "auth-token-in-production",
+        "main-key-where-narrower-would-do",
+    ] {
         assert!(source.contains(id), "Recommend's review {id} is shown");
     }
     assert!(source.contains("Signed in as"), "who is logged in");
@@ -393,7 +406,10 @@ async fn the_console_in_a_real_browser() {
     seen.push_str(&client.source().await.unwrap());
 
     // Filters, through the form: a kind, then a label.
-    client.goto(&format!("{console}/credentials")).await.unwrap();
+    client
+        .goto(&format!("{console}/credentials"))
+        .await
+        .unwrap();
     let kind = client
         .find(Locator::Css("select[name=kind]"))
         .await
@@ -411,17 +427,14 @@ async fn the_console_in_a_real_browser() {
         ["app-prod-oauth", "app-prod-unknown-client"]
     );
     client
-        .goto(&format!("{console}/credentials?label=environment%3Dproduction"))
+        .goto(&format!(
+            "{console}/credentials?label=environment%3Dproduction"
+        ))
         .await
         .unwrap();
     assert_eq!(
         row_names(&client).await,
-        [
-            "app-prod-auth",
-            "app-prod-main",
-            "app-prod-oauth",
-            "app-prod-unknown-client"
-        ]
+        ["app-prod-auth", "app-prod-main", "app-prod-oauth"]
     );
     seen.push_str(&client.source().await.unwrap());
     // A bad filter is refused with the field named.
@@ -526,7 +539,10 @@ async fn the_console_in_a_real_browser() {
     // Audit: recent events, and a call made now appears live.
     client.goto(&format!("{console}/audit")).await.unwrap();
     let first = texts(&client, "#audit-events tbody tr td:nth-child(2)").await;
-    assert!(first.iter().any(|rpc| rpc == "ListCredentials"), "{first:?}");
+    assert!(
+        first.iter().any(|rpc| rpc == "ListCredentials"),
+        "{first:?}"
+    );
     let mut live = false;
     for _ in 0..100 {
         let table = client.find(Locator::Css("#audit-events")).await.unwrap();
@@ -552,7 +568,11 @@ async fn the_console_in_a_real_browser() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(appeared.get(1).map(String::as_str), Some("Recommend"), "{appeared:?}");
+    assert_eq!(
+        appeared.get(1).map(String::as_str),
+        Some("Recommend"),
+        "{appeared:?}"
+    );
     assert_eq!(appeared.get(2).map(String::as_str), Some("anonymous"));
     seen.push_str(&client.source().await.unwrap());
     screenshot(&client, "audit").await;
@@ -567,7 +587,10 @@ async fn the_console_in_a_real_browser() {
             .unwrap();
         seen.push_str(&client.source().await.unwrap());
     }
-    client.goto(&format!("{console}/credentials")).await.unwrap();
+    client
+        .goto(&format!("{console}/credentials"))
+        .await
+        .unwrap();
     let stored = storage(&client).await;
     assert!(
         !stored.contains("tb_console"),
@@ -610,7 +633,13 @@ async fn the_console_in_a_real_browser() {
             "app-prod-unknown-client"
         ]
     );
-    assert!(client.source().await.unwrap().contains(&format!("uid:{me}")));
+    assert!(
+        client
+            .source()
+            .await
+            .unwrap()
+            .contains(&format!("uid:{me}"))
+    );
     client.goto(&format!("{console}/recommend")).await.unwrap();
     client
         .find(Locator::Css("#recommend button"))
@@ -682,7 +711,10 @@ async fn the_console_in_a_real_browser() {
     for secret in f.secrets() {
         assert!(!seen.contains(secret), "a secret reached the browser");
     }
-    assert!(!seen.contains(&bearer.access_token), "a bearer reached the browser");
+    assert!(
+        !seen.contains(&bearer.access_token),
+        "a bearer reached the browser"
+    );
 }
 
 /// Without `--console-listen`, `console open` says how to turn it on.
@@ -708,11 +740,7 @@ fn the_console_listens_on_loopback_only() {
         Ok(_) => panic!("started with a console on 0.0.0.0"),
         Err(failure) => failure,
     };
-    assert!(
-        failure.log.contains("loopback only"),
-        "{}",
-        failure.log
-    );
+    assert!(failure.log.contains("loopback only"), "{}", failure.log);
 }
 
 /// Raw HTTP: the headers every response carries, and no view without a session.
@@ -728,7 +756,12 @@ async fn headers_and_sessions_over_plain_http() {
         .build()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    for path in ["/credentials", "/recommend", "/assets/console.js", "/nowhere"] {
+    for path in [
+        "/credentials",
+        "/recommend",
+        "/assets/console.js",
+        "/nowhere",
+    ] {
         let response = http.get(format!("{base}{path}")).send().await.unwrap();
         let csp = response.headers()["content-security-policy"]
             .to_str()

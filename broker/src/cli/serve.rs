@@ -203,9 +203,15 @@ fn console_facts(
         (None, None) => "sled, temporary (--dev)".to_owned(),
     };
     let audit = plugins.audit.iter().map(|p| format!("audit: {}", p.name()));
-    let store = plugins.storage.iter().map(|p| format!("storage: {}", p.name()));
+    let store = plugins
+        .storage
+        .iter()
+        .map(|p| format!("storage: {}", p.name()));
     crate::console::Facts {
-        listeners: bound.iter().map(crate::transport::Bound::describe).collect(),
+        listeners: bound
+            .iter()
+            .map(crate::transport::Bound::describe)
+            .collect(),
         console: String::new(),
         storage,
         plugins: audit.chain(store).collect(),

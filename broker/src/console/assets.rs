@@ -18,11 +18,7 @@ const ICON: &str = include_str!("assets/favicon.svg");
 pub(super) async fn serve(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "console.css" => ([(CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response(),
-        "console.js" => (
-            [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            JS,
-        )
-            .into_response(),
+        "console.js" => ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], JS).into_response(),
         "favicon.svg" => ([(CONTENT_TYPE, "image/svg+xml")], ICON).into_response(),
         _ => super::web::not_found().await,
     }
@@ -34,7 +30,11 @@ mod tests {
 
     #[test]
     fn assets_need_no_other_origin() {
-        for asset in [CSS, JS, ICON.trim_start_matches("<svg xmlns=\"http://www.w3.org/2000/svg\"")] {
+        for asset in [
+            CSS,
+            JS,
+            ICON.trim_start_matches("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        ] {
             assert!(!asset.contains("http://"), "an absolute URL in an asset");
             assert!(!asset.contains("https://"), "an absolute URL in an asset");
             assert!(!asset.contains("//cdn"), "a CDN in an asset");

@@ -238,7 +238,10 @@ mod tests {
     #[test]
     fn filters_pick_events_and_skip_intents() {
         let all = AuditQuery::default();
-        assert!(all.pick(&line("GetBearer", "uid:1", "allow", None)).is_some());
+        assert!(
+            all.pick(&line("GetBearer", "uid:1", "allow", None))
+                .is_some()
+        );
         assert!(
             all.pick(&line("PutCredential", "uid:1", "allow", Some("intent")))
                 .is_none()
@@ -248,8 +251,16 @@ mod tests {
             caller: "uid:2".into(),
             ..AuditQuery::default()
         };
-        assert!(denials.pick(&line("GetBearer", "uid:2", "allow", None)).is_none());
-        assert!(denials.pick(&line("GetBearer", "uid:1", "deny", None)).is_none());
+        assert!(
+            denials
+                .pick(&line("GetBearer", "uid:2", "allow", None))
+                .is_none()
+        );
+        assert!(
+            denials
+                .pick(&line("GetBearer", "uid:1", "deny", None))
+                .is_none()
+        );
         let picked = denials
             .pick(&line("GetBearer", "uid:2", "deny", None))
             .expect("picked");

@@ -311,7 +311,10 @@ mod tests {
     fn ages_read_as_words() {
         assert_eq!(age_in_words(Duration::from_secs(40)), "40 s");
         assert_eq!(age_in_words(Duration::from_secs(3 * 60)), "3 min");
-        assert_eq!(age_in_words(Duration::from_secs(2 * 3600 + 60)), "2 h 1 min");
+        assert_eq!(
+            age_in_words(Duration::from_secs(2 * 3600 + 60)),
+            "2 h 1 min"
+        );
         assert_eq!(
             age_in_words(Duration::from_secs(3 * 86_400 + 4 * 3600)),
             "3 d 4 h"

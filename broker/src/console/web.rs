@@ -87,9 +87,7 @@ impl Refusals for Http {
             | Error::ConcurrentChange { .. }
             | Error::StorageUnavailable { .. }
             | Error::TwilioUnreachable { .. }
-            | Error::RotationUnavailable { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
-            }
+            | Error::RotationUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
             _ => (StatusCode::CONFLICT, "FAILED_PRECONDITION"),
         };
@@ -123,7 +121,10 @@ pub(super) struct Page(pub Markup);
 impl Outcome for Page {}
 
 /// The live session of this request, or the page telling how to log in.
-pub(super) fn session(console: &Console, headers: &HeaderMap) -> std::result::Result<Session, Response> {
+pub(super) fn session(
+    console: &Console,
+    headers: &HeaderMap,
+) -> std::result::Result<Session, Response> {
     cookie(headers)
         .and_then(|id| console.sessions.session(id))
         .ok_or_else(|| {

@@ -90,7 +90,11 @@ fn list(
         &request.page_token,
     )?;
     Ok(pb::ListCredentialsResponse {
-        credentials: page.credentials.iter().map(|c| convert::metadata(c)).collect(),
+        credentials: page
+            .credentials
+            .iter()
+            .map(|c| convert::metadata(c))
+            .collect(),
         next_page_token: page.next_page_token,
     })
 }
