@@ -90,7 +90,24 @@ async fn browser(driver: &Driver, chromium: &Path) -> Client {
             .connect(&webdriver)
             .await
         {
-            Ok(client) => return client,
+            Ok(client) => {
+                // The window size includes the browser's own frame: grow it
+                // until the page's viewport is exactly 1280×800.
+                let frame = client
+                    .execute(
+                        "return [window.outerWidth - window.innerWidth, \
+                         window.outerHeight - window.innerHeight];",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let extra = |i: usize| u32::try_from(frame[i].as_u64().unwrap_or(0)).unwrap();
+                client
+                    .set_window_size(1280 + extra(0), 800 + extra(1))
+                    .await
+                    .unwrap();
+                return client;
+            }
             Err(err) => last = Some(err.to_string()),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -592,9 +609,20 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     let stored = storage(&client).await;
+    let scripted = stored.split(" tb_console=").next().unwrap_or_default();
     assert!(
-        !stored.contains("tb_console"),
-        "the session cookie is HttpOnly: {stored}"
+        !scripted.contains("tb_console"),
+        "scripts cannot read the session cookie: {stored}"
+    );
+    let cookies = client.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "tb_console")
+        .expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(
+        session.same_site().map(|s| s.to_string()).as_deref(),
+        Some("Strict")
     );
     seen.push_str(&stored);
 

@@ -221,10 +221,10 @@ fn row(credential: &Credential, now: SystemTime) -> Markup {
                     span.label { (key) "=" (value) }
                 }
             }
-            td { (rfc3339(credential.created_at)) }
-            td { (rfc3339(credential.updated_at)) }
+            td.time { (short_time(credential.created_at)) }
+            td.time { (short_time(credential.updated_at)) }
             td { (age_in_words(age)) }
-            td {
+            td.review {
                 @for finding in review(credential) {
                     span.finding title=(finding.id) { (finding.text) }
                 }
@@ -252,6 +252,15 @@ fn review(credential: &Credential) -> Vec<recommend::Finding> {
         client_sdk: None,
     };
     recommend::review(credential, &needs).unwrap_or_default()
+}
+
+/// RFC 3339 to the second (`2026-01-02T03:04:05Z`): a table cell's width.
+fn short_time(t: SystemTime) -> String {
+    let full = rfc3339(t);
+    match full.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => full,
+    }
 }
 
 /// `3 d 4 h`, `5 h 2 min`, `40 s`.
@@ -305,6 +314,12 @@ mod tests {
         let mut big = query("", "");
         big.size = Some(5000);
         assert_eq!(field(big), "size");
+    }
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_500);
+        assert_eq!(short_time(t), "1970-01-01T00:00:01Z");
     }
 
     #[test]
