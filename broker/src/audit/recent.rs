@@ -100,7 +100,7 @@ mod tests {
         }
         // The filling task catches up.
         for _ in 0..100 {
-            if recent.snapshot().len() == 3 && &*recent.snapshot()[0] == [2] {
+            if recent.snapshot().len() == 3 && *recent.snapshot()[0] == [2] {
                 break;
             }
             tokio::task::yield_now().await;

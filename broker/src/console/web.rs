@@ -121,6 +121,8 @@ pub(super) struct Page(pub Markup);
 impl Outcome for Page {}
 
 /// The live session of this request, or the page telling how to log in.
+// The refusal is a whole response, built once on a refused request's path.
+#[allow(clippy::result_large_err)]
 pub(super) fn session(
     console: &Console,
     headers: &HeaderMap,
@@ -248,6 +250,7 @@ pub(super) async fn logout(
 }
 
 /// Refuses a post whose CSRF token is not the session's.
+#[allow(clippy::result_large_err)] // as for `session`
 pub(super) fn check_csrf(session: &Session, sent: &str) -> std::result::Result<(), Response> {
     if session.csrf_matches(sent) {
         Ok(())
