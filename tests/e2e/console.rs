@@ -676,7 +676,15 @@ async fn the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let denied = client.source().await.unwrap();
+    // The click returns before the answer's page has loaded: wait for it.
+    let mut denied = String::new();
+    for _ in 0..100 {
+        denied = client.source().await.unwrap();
+        if denied.contains("PERMISSION_DENIED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         denied.contains("PERMISSION_DENIED") && denied.contains("may not call Recommend"),
         "{denied}"
