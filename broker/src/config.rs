@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub audit: AuditConfig,
     /// Address of the Prometheus metrics listener (e.g. 127.0.0.1:9464).
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the operator console (issue 19), loopback only; off when unset.
+    pub console_listen: Option<SocketAddr>,
     /// `[metrics]`: opt-in per-credential token series and their cap.
     #[serde(default)]
     pub metrics: crate::telemetry::MetricsConfig,

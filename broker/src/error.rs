@@ -142,6 +142,12 @@ pub enum Error {
         /// What was asked.
         what: &'static str,
     },
+    /// The operator console is not served by this broker (OpenConsole).
+    #[error(
+        "the operator console is off: start the broker with --console-listen 127.0.0.1:PORT \
+         (or TWILIO_BROKER_CONSOLE_LISTEN, `console_listen` in the config)"
+    )]
+    ConsoleOff,
     /// The caller has no identity and the policy needs one.
     #[error(
         "{rpc} needs a caller identity: connect over the broker's Unix socket or with a client \

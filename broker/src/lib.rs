@@ -23,6 +23,7 @@ pub(crate) mod bearer;
 pub(crate) mod caller;
 pub(crate) mod cli;
 pub(crate) mod config;
+pub(crate) mod console;
 pub(crate) mod credential;
 pub(crate) mod doctor;
 pub(crate) mod error;

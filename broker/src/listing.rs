@@ -259,6 +259,57 @@ impl PageTokens {
     }
 }
 
+/// One page of credentials, as the caller's policy lets it see them.
+pub struct Page {
+    /// Ordered by name.
+    pub credentials: Vec<std::sync::Arc<Credential>>,
+    /// The token of the next page; empty on the last page.
+    pub next_page_token: String,
+}
+
+/// One page of the credentials `caller`'s rules cover for ListCredentials
+/// (a scoped admin sees only its own), after `filter`: the one listing both
+/// the gRPC ListCredentials and the console serve.
+pub fn page(
+    vault: &crate::store::Vault,
+    policy: &crate::policy::PolicyEngine,
+    tokens: &PageTokens,
+    caller: &crate::caller::Caller,
+    asked: i32,
+    filter_text: &str,
+    page_token: &str,
+) -> Result<Page> {
+    use crate::policy::{Action, Rpc};
+    let size = page_size(asked)?;
+    let filter = Filter::parse(filter_text)?;
+    let after = match page_token {
+        "" => None,
+        token => Some(tokens.check(caller.principal(), filter_text, token)?),
+    };
+    let policy = policy.current();
+    // A range read from the token's name: O(log n + credentials looked at),
+    // one snapshot of the index, never a copy of the whole store.
+    let mut credentials = vault.page(after.as_deref(), size + 1, |c| {
+        filter.matches(c)
+            && policy.permits(
+                caller,
+                &Action::new(Rpc::ListCredentials).credential(&c.name),
+            )
+    });
+    let next_page_token = if credentials.len() > size {
+        credentials.truncate(size);
+        credentials.last().map_or_else(String::new, |last| {
+            tokens.issue(caller.principal(), filter_text, &last.name)
+        })
+    } else {
+        String::new()
+    };
+    Ok(Page {
+        credentials,
+        next_page_token,
+    })
+}
+
 /// The page size a request asks for, within bounds.
 pub fn page_size(asked: i32) -> Result<usize> {
     match usize::try_from(asked) {

@@ -81,6 +81,15 @@ impl State {
         Ok(self)
     }
 
+    /// The same state with the operator console's logins (OpenConsole);
+    /// call before serving.
+    pub(crate) fn with_console(mut self, console: &crate::console::Bound) -> anyhow::Result<Self> {
+        let services = Arc::get_mut(&mut self.services)
+            .ok_or_else(|| anyhow::anyhow!("with_console must be called before serving"))?;
+        services.with_console(console.sessions());
+        Ok(self)
+    }
+
     /// The same state with other connection limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -96,6 +105,16 @@ impl State {
     pub fn audit(&self) -> &AuditTrail {
         self.services.audit()
     }
+}
+
+/// Serves the operator console on `console` over the same services as the
+/// gRPC API, until the returned task is aborted.
+pub(crate) fn spawn_console(
+    console: crate::console::Bound,
+    state: &State,
+) -> tokio::task::JoinHandle<()> {
+    let backend: Arc<dyn crate::console::Backend> = state.services.clone();
+    tokio::spawn(crate::console::serve(console, backend))
 }
 
 /// tonic learns each connection's caller through `Connected`. The impl

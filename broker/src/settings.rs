@@ -15,6 +15,7 @@
 //! | policy | `--policy` | `TWILIO_BROKER_POLICY` | `policy` | none (`--dev`: allow all) |
 //! | audit file | `--audit-file` | `TWILIO_BROKER_AUDIT_FILE` | `[audit] file` | none |
 //! | metrics | `--metrics-listen` | `TWILIO_BROKER_METRICS_LISTEN` | `metrics_listen` | off |
+//! | operator console | `--console-listen` | `TWILIO_BROKER_CONSOLE_LISTEN` | `console_listen` | off |
 //! | shutdown grace | `--shutdown-grace-seconds` | `TWILIO_BROKER_SHUTDOWN_GRACE_SECONDS` | `shutdown_grace_seconds` | 0 |
 //! | log format | `--log-format` | `TWILIO_BROKER_LOG_FORMAT` | `log_format` | `human` |
 //! | log level | `--log-level` | `TWILIO_BROKER_LOG_LEVEL`, then `RUST_LOG` | `log_level` | `info` |
@@ -111,6 +112,10 @@ pub(crate) struct Flags {
     /// [env: TWILIO_BROKER_METRICS_LISTEN].
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Operator console listener, loopback only, e.g. 127.0.0.1:8443; log
+    /// in with `twilio-broker console open` [env: TWILIO_BROKER_CONSOLE_LISTEN].
+    #[arg(long)]
+    pub console_listen: Option<SocketAddr>,
     /// Data directory of the embedded store [env: TWILIO_BROKER_DATA_DIR].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -164,6 +169,8 @@ pub(crate) struct Settings {
     pub accept_audit_truncation: bool,
     /// The Prometheus listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// The operator console's listener.
+    pub console_listen: Option<SocketAddr>,
     /// How long to keep answering after SIGTERM.
     pub shutdown_grace: Duration,
     /// Log format.
@@ -254,6 +261,10 @@ impl Settings {
             metrics_listen: match flags.metrics_listen {
                 Some(addr) => Some(addr),
                 None => parsed(env, "TWILIO_BROKER_METRICS_LISTEN")?.or(file.metrics_listen),
+            },
+            console_listen: match flags.console_listen {
+                Some(addr) => Some(addr),
+                None => parsed(env, "TWILIO_BROKER_CONSOLE_LISTEN")?.or(file.console_listen),
             },
             shutdown_grace: Duration::from_secs(
                 match flags.shutdown_grace_seconds {
@@ -450,6 +461,30 @@ mod tests {
                 "{var}: flag over env"
             );
         }
+    }
+
+    #[test]
+    fn the_console_address_takes_flag_then_env_then_file_and_is_off_by_default() {
+        let addr = |text: &str| Some(text.parse::<SocketAddr>().expect("an address"));
+        let in_file = "console_listen = \"127.0.0.1:8001\"\n";
+        assert_eq!(resolve(&Flags::default(), &[], "").console_listen, None);
+        assert_eq!(
+            resolve(&Flags::default(), &[], in_file).console_listen,
+            addr("127.0.0.1:8001")
+        );
+        let env = [("TWILIO_BROKER_CONSOLE_LISTEN", "127.0.0.1:8002")];
+        assert_eq!(
+            resolve(&Flags::default(), &env, in_file).console_listen,
+            addr("127.0.0.1:8002")
+        );
+        let flags = Flags {
+            console_listen: addr("127.0.0.1:8003"),
+            ..Flags::default()
+        };
+        assert_eq!(
+            resolve(&flags, &env, in_file).console_listen,
+            addr("127.0.0.1:8003")
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod canary;
 mod cert_reload;
 mod client;
 mod clients;
+mod console;
 mod contract;
 mod doctor;
 mod durability;

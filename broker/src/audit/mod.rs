@@ -25,6 +25,7 @@ mod file_sink;
 #[cfg(test)]
 mod model_check;
 mod plugin_sink;
+mod recent;
 mod trail;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use chain::{
 pub use event::{AuditEvent, Decision, cap, rfc3339};
 pub use file_sink::{FileOptions, FileSink, STATE_NAME, SyncMode, on_worker_park};
 pub use plugin_sink::PluginSink;
+pub use recent::{Recent, Tap};
 pub use trail::{AuditTrail, SinkOptions};
 
 /// Why a sink could not record.

@@ -72,6 +72,9 @@ pub struct AuditTrail {
     /// event a required sink could not record until one is recorded again
     /// (or [`AuditTrail::probe`] succeeds). Always true without required sinks.
     recording: Recording,
+    /// The operator console's feed of recent events (`recent.rs`); None
+    /// while the console is off.
+    tap: Option<super::Tap>,
 }
 
 /// A watch channel that starts true (a `Default` for the trail).
@@ -142,6 +145,11 @@ impl AuditTrail {
             options,
             dropped: AtomicU64::new(0),
         });
+    }
+
+    /// Feeds every event from now on to `tap` too (the console's audit view).
+    pub fn set_tap(&mut self, tap: super::Tap) {
+        self.tap = Some(tap);
     }
 
     /// True when at least one sink is configured.
@@ -215,6 +223,9 @@ impl AuditTrail {
         let started = tokio::time::Instant::now();
         let json = serde_json::to_vec(&event)
             .map_err(|e| unavailable(&format!("the event did not serialise: {e}")))?;
+        if let Some(tap) = &self.tap {
+            tap.send(&json);
+        }
         let number = self.next_event.fetch_add(1, Ordering::Relaxed);
         let mut waits: Vec<(&FileHandle, Arc<Outcome>)> = Vec::new();
         for file in &self.files {

@@ -215,6 +215,69 @@ impl Bearers {
     }
 }
 
+/// What the operator console shows of one credential's cache entry: times
+/// and the last upstream outcome, never the token or Twilio's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryState {
+    /// When the cached token expires; None when none is cached.
+    pub expires_at: Option<SystemTime>,
+    /// When the cached token was received (its last refresh).
+    pub received_at: Option<SystemTime>,
+    /// A token request is in flight.
+    pub refreshing: bool,
+    /// The last upstream outcome.
+    pub last: LastOutcome,
+}
+
+/// The last answer of the token endpoint for one credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastOutcome {
+    /// A token was issued (or nothing failed since).
+    Ok,
+    /// Twilio refused the client: its HTTP status and error code.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Twilio's error code, when the body had one.
+        code: Option<u64>,
+    },
+    /// The endpoint could not be used; the next request waits until `retry_at`.
+    Unavailable {
+        /// When the next token request may start.
+        retry_at: Option<SystemTime>,
+    },
+}
+
+impl Bearers {
+    /// The cache entry of credential `name`, if a token was ever requested
+    /// for it. Takes the entry's slow-path lock briefly (never
+    /// on the GetBearer path).
+    pub fn entry_state(&self, name: &str) -> Option<EntryState> {
+        let entries = self.inner.entries.pin();
+        let entry = entries.get(name)?;
+        let token = entry.token.load();
+        let flights = entry.flights();
+        let last = match &flights.last_failure {
+            None => LastOutcome::Ok,
+            Some(Failure::Rejected { status, code, .. }) => LastOutcome::Rejected {
+                status: *status,
+                code: *code,
+            },
+            Some(Failure::Unavailable(_)) => LastOutcome::Unavailable {
+                retry_at: flights.quiet_until,
+            },
+        };
+        Some(EntryState {
+            expires_at: token.as_ref().map(|t| t.expires_at),
+            received_at: token
+                .as_ref()
+                .map(|t| t.expires_at.checked_sub(t.lifetime).unwrap_or(UNIX_EPOCH)),
+            refreshing: flights.current.is_some(),
+            last,
+        })
+    }
+}
+
 /// When one cached token expires and when it was received.
 #[derive(Debug, Clone)]
 pub struct TokenTimes {

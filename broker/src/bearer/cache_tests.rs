@@ -467,3 +467,54 @@ async fn other_kinds_and_unknown_names_are_refused() {
     assert!(matches!(err, Error::CredentialNotFound { .. }));
     assert_eq!(w.fake.calls(), 0);
 }
+
+/// The console's view of an entry: times and the last outcome, never the token.
+#[tokio::test(start_paused = true)]
+async fn entry_states_say_what_happened_without_the_token() {
+    use super::{EntryState, LastOutcome};
+    let w = world().await;
+    assert_eq!(w.bearers.entry_state(NAME), None, "never requested");
+    let token = w.token(0).await;
+    let state = w.bearers.entry_state(NAME).expect("an entry");
+    assert_eq!(state.last, LastOutcome::Ok);
+    assert!(!state.refreshing);
+    let (received, expires) = (state.received_at.unwrap(), state.expires_at.unwrap());
+    let lifetime = expires.duration_since(received).unwrap();
+    assert!(
+        lifetime <= Duration::from_secs(TTL) && lifetime > Duration::from_secs(TTL - 1),
+        "{lifetime:?}: the token's lifetime, from its request"
+    );
+    assert!(
+        !format!("{state:?}").contains(&token),
+        "no token in the state"
+    );
+
+    w.fake.set(Behaviour::Fail(Failure::Rejected {
+        status: 401,
+        code: Some(20003),
+        message: "Authenticate".into(),
+        more_info: None,
+    }));
+    w.vault.put(oauth("s3cr3t-two")).await.unwrap();
+    w.error(0).await;
+    let rejected = w.bearers.entry_state(NAME).expect("an entry");
+    assert_eq!(
+        rejected.last,
+        LastOutcome::Rejected {
+            status: 401,
+            code: Some(20003)
+        }
+    );
+    assert_eq!(rejected.expires_at, None, "the new version has no token");
+
+    w.fake.set(Behaviour::Fail(unavailable()));
+    w.vault.put(oauth("s3cr3t-three")).await.unwrap();
+    w.error(0).await;
+    match w.bearers.entry_state(NAME) {
+        Some(EntryState {
+            last: LastOutcome::Unavailable { retry_at: Some(at) },
+            ..
+        }) => assert!(at > w.fake.clock.now(), "a retry time ahead"),
+        other => panic!("not unavailable: {other:?}"),
+    }
+}

@@ -23,7 +23,7 @@ mod model_check;
 
 use std::sync::Arc;
 
-pub use cache::Bearers;
+pub use cache::{Bearers, EntryState, LastOutcome};
 pub use clock::SystemClock;
 pub(crate) use settings::check_url;
 pub use settings::{OAuthConfig, Settings};

@@ -7,6 +7,7 @@
 mod audit;
 mod backup;
 pub(crate) mod connect;
+mod console;
 mod credential;
 mod doctor;
 mod keyring;
@@ -75,6 +76,9 @@ enum Command {
     /// Load a snapshot into an empty data directory or storage plugin
     /// (offline; a deliberate rollback, recorded in the audit trail).
     Restore(backup::RestoreArgs),
+    /// The operator console: print a one-time login link (`console open`).
+    #[command(subcommand)]
+    Console(console::Command),
     /// Check plugin libraries (audit sinks, storage backends).
     #[command(subcommand)]
     Plugin(plugin::Command),
@@ -137,6 +141,7 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Plugin(command) => plugin::run(command).await,
+            Command::Console(command) => console::run(command).await,
         }
     });
     // Dropping a runtime waits for every blocking task; a blocked writer (a

@@ -125,7 +125,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let rotation = file.rotation.resolve()?;
     crate::store::vault::check_master_key(store.as_ref(), &key).await?;
     let state_file = open_state_file(&settings, &key)?;
-    let audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;
+    let mut audit = audit_trail(&settings, &key, &plugins, state_file.as_ref()).await?;
+    let mut console = match settings.console_listen {
+        Some(addr) => Some(crate::console::Bound::bind(addr).await?),
+        None => None,
+    };
+    if let Some(console) = &mut console
+        && audit.is_enabled()
+    {
+        console.watch_audit(&mut audit);
+    }
     let options = crate::store::vault::VaultOptions {
         state_file: state_file.clone(),
         accept_rollback: settings.accept_rollback,
@@ -145,18 +154,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ages = crate::rotation::Ages::new(Arc::clone(&vault), rotation);
     let _metrics = exporter.map(|e| e.with_ages(ages).serve(bearer.clone(), file.metrics));
     file.limits.check()?;
-    let state = Arc::new(
-        State::new(vault, policy, audit, bearer)
-            .with_twilio(twilio, rotation)?
-            .with_limits(file.limits)
-            .with_shutdown_grace(settings.shutdown_grace)
-            .with_store_probe(Arc::clone(&store)),
-    );
+    let mut state = State::new(vault, policy, audit, bearer)
+        .with_twilio(twilio, rotation)?
+        .with_limits(file.limits)
+        .with_shutdown_grace(settings.shutdown_grace)
+        .with_store_probe(Arc::clone(&store));
+    if let Some(console) = &console {
+        state = state.with_console(console)?;
+    }
+    let state = Arc::new(state);
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
     for listener in &bound {
         tracing::info!("twilio-broker listening on {}", listener.describe());
     }
+    let console = console.map(|mut console| {
+        console.set_facts(console_facts(&bound, &plugins, data_dir.as_deref()));
+        if let Ok(addr) = console.local_addr() {
+            tracing::info!(
+                "operator console on http://{addr}/ (log in with `twilio-broker console open`)"
+            );
+        }
+        server::spawn_console(console, &state)
+    });
     let tls: Vec<_> = bound
         .iter()
         .filter_map(crate::transport::Bound::tls_reloader)
@@ -170,12 +190,42 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(reload_on_sighup(Arc::clone(&state), tls, keyring));
     tokio::spawn(forget_idle_callers(Arc::clone(&state)));
     let served = server::run(bound, state, shutdown).await;
+    if let Some(console) = console {
+        console.abort();
+    }
     follower.abort();
     resealer.abort();
     plugins.close().await;
     served?;
     tracing::info!("twilio-broker stopped");
     Ok(())
+}
+
+/// What the console's health view says about this daemon.
+fn console_facts(
+    bound: &[crate::transport::Bound],
+    plugins: &Plugins,
+    data_dir: Option<&Path>,
+) -> crate::console::Facts {
+    let storage = match (&plugins.storage, data_dir) {
+        (Some(plugin), _) => format!("storage plugin {}", plugin.name()),
+        (None, Some(dir)) => format!("sled at {}", dir.display()),
+        (None, None) => "sled, temporary (--dev)".to_owned(),
+    };
+    let audit = plugins.audit.iter().map(|p| format!("audit: {}", p.name()));
+    let store = plugins
+        .storage
+        .iter()
+        .map(|p| format!("storage: {}", p.name()));
+    crate::console::Facts {
+        listeners: bound
+            .iter()
+            .map(crate::transport::Bound::describe)
+            .collect(),
+        console: String::new(),
+        storage,
+        plugins: audit.chain(store).collect(),
+    }
 }
 
 /// The state file the settings name (`--state-file`, `state_file`, else

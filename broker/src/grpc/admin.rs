@@ -81,39 +81,22 @@ fn list(
     caller: &Caller,
     request: pb::ListCredentialsRequest,
 ) -> Result<pb::ListCredentialsResponse> {
-    let size = listing::page_size(request.page_size)?;
-    let filter = listing::Filter::parse(&request.filter)?;
-    let after = match request.page_token.as_str() {
-        "" => None,
-        token => Some(
-            state
-                .page_tokens
-                .check(caller.principal(), &request.filter, token)?,
-        ),
-    };
-    let policy = state.policy.current();
-    // A range read from the token's name: O(log n + credentials looked at),
-    // one snapshot of the index, never a copy of the whole store.
-    let mut page = state.vault.page(after.as_deref(), size + 1, |c| {
-        filter.matches(c)
-            && policy.permits(
-                caller,
-                &Action::new(Rpc::ListCredentials).credential(&c.name),
-            )
-    });
-    let next_page_token = if page.len() > size {
-        page.truncate(size);
-        page.last().map_or_else(String::new, |last| {
-            state
-                .page_tokens
-                .issue(caller.principal(), &request.filter, &last.name)
-        })
-    } else {
-        String::new()
-    };
+    let page = listing::page(
+        &state.vault,
+        &state.policy,
+        &state.page_tokens,
+        caller,
+        request.page_size,
+        &request.filter,
+        &request.page_token,
+    )?;
     Ok(pb::ListCredentialsResponse {
-        credentials: page.iter().map(|c| convert::metadata(c)).collect(),
-        next_page_token,
+        credentials: page
+            .credentials
+            .iter()
+            .map(|c| convert::metadata(c))
+            .collect(),
+        next_page_token: page.next_page_token,
     })
 }
 
@@ -205,6 +188,16 @@ fn chunks(file: SnapshotFile) -> Vec<std::result::Result<pb::BackupResponse, Sta
         .collect()
 }
 
+/// OpenConsole: a one-time console login link for the caller itself.
+fn open_console(state: &Services, caller: Arc<Caller>) -> Result<pb::OpenConsoleResponse> {
+    let sessions = state.console.as_ref().ok_or(Error::ConsoleOff)?;
+    let (login_url, expires_at) = sessions.issue_login(caller);
+    Ok(pb::OpenConsoleResponse {
+        login_url,
+        expires_at: Some(convert::timestamp(expires_at)),
+    })
+}
+
 fn reload(state: &Services) -> Result<pb::ReloadPolicyResponse> {
     let loaded = state.policy.reload()?;
     Ok(pb::ReloadPolicyResponse {
@@ -271,6 +264,17 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::RotateCredentialResponse>, Status> {
         let state = &self.state;
         guarded(state, request, |r, _| rotate(state, r.request)).await
+    }
+
+    async fn open_console(
+        &self,
+        request: Request<pb::OpenConsoleRequest>,
+    ) -> Result<Response<pb::OpenConsoleResponse>, Status> {
+        let state = &self.state;
+        guarded(state, request, |_, caller| async move {
+            open_console(state, caller)
+        })
+        .await
     }
 
     async fn reload_policy(

@@ -270,6 +270,14 @@ impl Describe for pb::ReloadPolicyRequest {
     }
 }
 
+impl Describe for pb::OpenConsoleRequest {
+    const RPC: Rpc = Rpc::OpenConsole;
+    type Checked = Named<Self>;
+    fn check(self) -> Result<Self::Checked> {
+        named(Self::RPC, self, "", |_| "", false)
+    }
+}
+
 fn expiry(event: &mut AuditEvent, expires_at: Option<&prost_types::Timestamp>) {
     event.expires_at = expires_at.map(ToString::to_string);
 }
@@ -295,3 +303,9 @@ impl Outcome for pb::GetCredentialResponse {}
 impl Outcome for pb::ListCredentialsResponse {}
 impl Outcome for pb::DeleteCredentialResponse {}
 impl Outcome for pb::ReloadPolicyResponse {}
+/// The link's expiry is audited; the link itself (a token) never is.
+impl Outcome for pb::OpenConsoleResponse {
+    fn fill(&self, event: &mut AuditEvent) {
+        expiry(event, self.expires_at.as_ref());
+    }
+}

@@ -34,7 +34,9 @@ use crate::twilio_api::Endpoints;
 ///
 /// **Invariant:** the fields are private to `grpc/`: outside the edge, only
 /// [`Services::policy`] and [`Services::audit`] are reachable (SIGHUP
-/// reload, idle-caller sweep, the final audit flush), never the vault.
+/// reload, idle-caller sweep, the final audit flush), never the vault; the
+/// other edge, the operator console, reaches the rest through
+/// [`crate::console::Backend`] (read-only views, each behind the gate).
 pub struct Services {
     /// The credentials.
     vault: Arc<Vault>,
@@ -53,6 +55,8 @@ pub struct Services {
     rotator: Option<Arc<Rotator>>,
     /// `[rotation]`: review age warnings, Auth Token rotation timing.
     rotation: RotationSettings,
+    /// The operator console's logins (OpenConsole); None when it is off.
+    console: Option<Arc<crate::console::Sessions>>,
 }
 
 impl Services {
@@ -81,7 +85,14 @@ impl Services {
             page_tokens: PageTokens::default(),
             rotator: None,
             rotation: RotationSettings::default(),
+            console: None,
         }
+    }
+
+    /// Turns on OpenConsole: login links for the console these sessions
+    /// belong to.
+    pub(crate) fn with_console(&mut self, sessions: Arc<crate::console::Sessions>) {
+        self.console = Some(sessions);
     }
 
     /// Wires rotation to Twilio's REST hosts `endpoints` and resumes every
@@ -157,6 +168,28 @@ impl Services {
 
     /// The audit trail (reopened on SIGHUP, flushed at shutdown).
     pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+}
+
+/// The console's read-only view of the services.
+impl crate::console::Backend for Services {
+    fn gate(&self) -> crate::gate::Gate<'_> {
+        Services::gate(self)
+    }
+    fn vault(&self) -> &Vault {
+        &self.vault
+    }
+    fn policy(&self) -> &PolicyEngine {
+        &self.policy
+    }
+    fn page_tokens(&self) -> &PageTokens {
+        &self.page_tokens
+    }
+    fn bearers(&self) -> &Bearers {
+        &self.bearer
+    }
+    fn audit(&self) -> &AuditTrail {
         &self.audit
     }
 }

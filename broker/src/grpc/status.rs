@@ -16,6 +16,7 @@
 //! | `RecordUnreadable`     | FAILED_PRECONDITION | RECORD_UNREADABLE         | `record`                                                   |           |
 //! | `PolicyNotReloaded`    | FAILED_PRECONDITION | POLICY_NOT_RELOADED       |                                                            |           |
 //! | `NeedsRunningBroker`   | FAILED_PRECONDITION | NEEDS_RUNNING_BROKER      |                                                            |           |
+//! | `ConsoleOff`           | FAILED_PRECONDITION | CONSOLE_OFF               |                                                            |           |
 //! | `IdentityRequired`     | UNAUTHENTICATED     | IDENTITY_REQUIRED         | `rpc`                                                      |           |
 //! | `CertificateRefused`   | UNAUTHENTICATED     | CLIENT_CERTIFICATE_REFUSED|                                                            |           |
 //! | `Denied`               | PERMISSION_DENIED   | DENIED                    | `caller`                                                   |           |
@@ -149,6 +150,7 @@ fn row(err: &Error, request_id: &str) -> Row {
         }
         Error::PolicyNotReloaded { .. } => Row::new(FailedPrecondition, "POLICY_NOT_RELOADED"),
         Error::NeedsRunningBroker { .. } => Row::new(FailedPrecondition, "NEEDS_RUNNING_BROKER"),
+        Error::ConsoleOff => Row::new(FailedPrecondition, "CONSOLE_OFF"),
         Error::IdentityRequired { rpc } => {
             Row::new(Unauthenticated, "IDENTITY_REQUIRED").with("rpc", rpc)
         }
@@ -382,6 +384,13 @@ mod tests {
                 },
                 Code::FailedPrecondition,
                 "NEEDS_RUNNING_BROKER",
+                &[],
+                None,
+            ),
+            (
+                Error::ConsoleOff,
+                Code::FailedPrecondition,
+                "CONSOLE_OFF",
                 &[],
                 None,
             ),

@@ -25,11 +25,19 @@ pub enum Rpc {
     RotateCredential,
     /// Admin/Backup: a snapshot of every sealed record.
     Backup,
+    /// Admin/OpenConsole: a one-time login link to the operator console.
+    OpenConsole,
+    /// The console's bearer cache view (no RPC).
+    ConsoleBearerCache,
+    /// The console's audit view and its live stream (no RPC).
+    ConsoleAudit,
+    /// The console's health view (no RPC).
+    ConsoleHealth,
 }
 
 impl Rpc {
     /// Every RPC, for validating policy files.
-    pub const ALL: [Rpc; 11] = [
+    pub const ALL: [Rpc; 15] = [
         Rpc::GetBearer,
         Rpc::MintAccessToken,
         Rpc::Recommend,
@@ -41,6 +49,10 @@ impl Rpc {
         Rpc::ReloadPolicy,
         Rpc::RotateCredential,
         Rpc::Backup,
+        Rpc::OpenConsole,
+        Rpc::ConsoleBearerCache,
+        Rpc::ConsoleAudit,
+        Rpc::ConsoleHealth,
     ];
 
     /// The method name, as written in policy files and audit events.
@@ -57,6 +69,10 @@ impl Rpc {
             Rpc::ReloadPolicy => "ReloadPolicy",
             Rpc::RotateCredential => "RotateCredential",
             Rpc::Backup => "Backup",
+            Rpc::OpenConsole => "OpenConsole",
+            Rpc::ConsoleBearerCache => "ConsoleBearerCache",
+            Rpc::ConsoleAudit => "ConsoleAudit",
+            Rpc::ConsoleHealth => "ConsoleHealth",
         }
     }
 
@@ -71,6 +87,10 @@ impl Rpc {
                 | Rpc::ReloadPolicy
                 | Rpc::RotateCredential
                 | Rpc::Backup
+                | Rpc::OpenConsole
+                | Rpc::ConsoleBearerCache
+                | Rpc::ConsoleAudit
+                | Rpc::ConsoleHealth
         )
     }
 

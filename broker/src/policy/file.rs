@@ -108,6 +108,41 @@ pub struct RuleFile {
     pub rate_limit: Option<RateLimitFile>,
 }
 
+impl RuleFile {
+    /// What the rule says, in one line, for people (the console's health
+    /// view): effect, callers, RPCs, credentials, grants, identities, TTL.
+    pub fn summary(&self) -> String {
+        let list = |items: &Option<Vec<String>>, every: &str| match items {
+            None => every.to_owned(),
+            Some(items) => items.join(", "),
+        };
+        let effect = match self.effect {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        };
+        let mut text = format!(
+            "{effect} {} to call {}{} on credentials {}",
+            self.callers.join(", "),
+            list(&self.rpcs, "every RPC"),
+            if self.admin { " (Admin included)" } else { "" },
+            list(&self.credentials, "*"),
+        );
+        if self.grants.is_some() {
+            text.push_str(&format!("; grants {}", list(&self.grants, "*")));
+        }
+        if self.identities.is_some() {
+            text.push_str(&format!("; identities {}", list(&self.identities, "*")));
+        }
+        if let Some(ttl) = self.max_ttl_seconds {
+            text.push_str(&format!("; at most {ttl} s"));
+        }
+        if let Some(limit) = self.rate_limit {
+            text.push_str(&format!("; {} calls/s", limit.per_second));
+        }
+        text
+    }
+}
+
 impl PolicyFile {
     /// Reads and parses a policy file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {

@@ -186,6 +186,8 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 
 struct Rule {
     name: String,
+    /// What it says, for people ([`RuleFile::summary`]).
+    summary: String,
     effect: Effect,
     callers: Callers,
     rpcs: Option<Vec<Rpc>>,
@@ -258,6 +260,7 @@ impl Rule {
             identities: Matcher::compile(&at("identities"), file.identities.as_deref())?,
             max_ttl_seconds: file.max_ttl_seconds.unwrap_or(86_400),
             limiter,
+            summary: file.summary(),
             name,
         })
     }
@@ -315,6 +318,8 @@ impl Rule {
 
 /// A compiled policy.
 pub struct CompiledPolicy {
+    /// When it was compiled (loaded or reloaded).
+    loaded_at: std::time::SystemTime,
     rules: Vec<Rule>,
     allow_all: bool,
     denials: Option<DefaultKeyedRateLimiter<Source>>,
@@ -335,6 +340,7 @@ impl CompiledPolicy {
     /// `--dev`: everything allowed.
     pub fn allow_all() -> Self {
         CompiledPolicy {
+            loaded_at: std::time::SystemTime::now(),
             rules: Vec::new(),
             allow_all: true,
             denials: None,
@@ -362,6 +368,7 @@ impl CompiledPolicy {
             file.denial_rate_limit.unwrap_or(DEFAULT_DENIAL_LIMIT),
         )?;
         Ok(CompiledPolicy {
+            loaded_at: std::time::SystemTime::now(),
             rules,
             allow_all: false,
             denials: Some(denials),
@@ -387,6 +394,24 @@ impl CompiledPolicy {
             .filter(|r| r.effect == Effect::Allow && r.callers.anonymous)
             .map(|r| r.name.as_str())
             .collect()
+    }
+
+    /// Each rule's name and what it says, in file order (the console).
+    pub fn rule_summaries(&self) -> Vec<(&str, &str)> {
+        self.rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.summary.as_str()))
+            .collect()
+    }
+
+    /// When this policy was loaded.
+    pub fn loaded_at(&self) -> std::time::SystemTime {
+        self.loaded_at
+    }
+
+    /// True for `--dev`'s allow-all policy.
+    pub fn allows_all(&self) -> bool {
+        self.allow_all
     }
 
     /// Rules written in an older spelling, and what to write instead.
@@ -837,6 +862,31 @@ mod tests {
         assert_eq!(legacy.warnings().len(), 2, "{:?}", legacy.warnings());
         let dns = cert(&[CertName::Dns("web.acme.internal".into())]);
         assert!(legacy.authorize(&dns, &Action::new(Rpc::Recommend)).is_ok());
+    }
+
+    #[test]
+    fn rules_summarise_what_they_allow() {
+        let p = policy(
+            "version = 2\n[[rule]]\nname = \"web\"\ncallers = [\"uid:1\"]\n\
+             rpcs = [\"MintAccessToken\"]\ncredentials = [\"prod-*\"]\ngrants = [\"video\"]\n\
+             max_ttl_seconds = 60\n[[rule]]\ncallers = [\"uid:0\"]\nadmin = true\n",
+        );
+        assert_eq!(
+            p.rule_summaries(),
+            [
+                (
+                    "web",
+                    "allow uid:1 to call MintAccessToken on credentials prod-*; grants video; \
+                     at most 60 s"
+                ),
+                (
+                    "rule #2",
+                    "allow uid:0 to call every RPC (Admin included) on credentials *"
+                ),
+            ]
+        );
+        assert!(p.loaded_at() <= std::time::SystemTime::now());
+        assert!(!p.allows_all() && CompiledPolicy::allow_all().allows_all());
     }
 
     #[test]

@@ -52,6 +52,12 @@ type AdminClient interface {
 	// FILE` loads it into an empty data directory). Writes wait while the
 	// store is read. Audited as `Backup`; the policy must name it.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (Admin_BackupClient, error)
+	// Issues a one-time login link to the operator console (issue 19) for
+	// the caller's own identity: whoever opens it within a minute browses the
+	// console as this caller, under this caller's policy rules. The link is
+	// single-use. FAILED_PRECONDITION CONSOLE_OFF when the broker runs
+	// without `--console-listen`.
+	OpenConsole(ctx context.Context, in *OpenConsoleRequest, opts ...grpc.CallOption) (*OpenConsoleResponse, error)
 }
 
 type adminClient struct {
@@ -148,6 +154,15 @@ func (x *adminBackupClient) Recv() (*BackupResponse, error) {
 	return m, nil
 }
 
+func (c *adminClient) OpenConsole(ctx context.Context, in *OpenConsoleRequest, opts ...grpc.CallOption) (*OpenConsoleResponse, error) {
+	out := new(OpenConsoleResponse)
+	err := c.cc.Invoke(ctx, "/twilio.broker.v1.Admin/OpenConsole", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility
@@ -187,6 +202,12 @@ type AdminServer interface {
 	// FILE` loads it into an empty data directory). Writes wait while the
 	// store is read. Audited as `Backup`; the policy must name it.
 	Backup(*BackupRequest, Admin_BackupServer) error
+	// Issues a one-time login link to the operator console (issue 19) for
+	// the caller's own identity: whoever opens it within a minute browses the
+	// console as this caller, under this caller's policy rules. The link is
+	// single-use. FAILED_PRECONDITION CONSOLE_OFF when the broker runs
+	// without `--console-listen`.
+	OpenConsole(context.Context, *OpenConsoleRequest) (*OpenConsoleResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -214,6 +235,9 @@ func (UnimplementedAdminServer) RotateCredential(context.Context, *RotateCredent
 }
 func (UnimplementedAdminServer) Backup(*BackupRequest, Admin_BackupServer) error {
 	return status.Errorf(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedAdminServer) OpenConsole(context.Context, *OpenConsoleRequest) (*OpenConsoleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method OpenConsole not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 
@@ -357,6 +381,24 @@ func (x *adminBackupServer) Send(m *BackupResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
+func _Admin_OpenConsole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenConsoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).OpenConsole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/twilio.broker.v1.Admin/OpenConsole",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).OpenConsole(ctx, req.(*OpenConsoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Admin_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "twilio.broker.v1.Admin",
 	HandlerType: (*AdminServer)(nil),
@@ -384,6 +426,10 @@ var _Admin_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateCredential",
 			Handler:    _Admin_RotateCredential_Handler,
+		},
+		{
+			MethodName: "OpenConsole",
+			Handler:    _Admin_OpenConsole_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

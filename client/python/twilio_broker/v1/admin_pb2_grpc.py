@@ -71,6 +71,11 @@ class AdminStub:
                 request_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
                 response_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupResponse.FromString,
                 _registered_method=True)
+        self.OpenConsole = channel.unary_unary(
+                '/twilio.broker.v1.Admin/OpenConsole',
+                request_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.OpenConsoleRequest.SerializeToString,
+                response_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.OpenConsoleResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -148,6 +153,17 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenConsole(self, request, context):
+        """Issues a one-time login link to the operator console (issue 19) for
+        the caller's own identity: whoever opens it within a minute browses the
+        console as this caller, under this caller's policy rules. The link is
+        single-use. FAILED_PRECONDITION CONSOLE_OFF when the broker runs
+        without `--console-listen`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +201,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupRequest.FromString,
                     response_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.BackupResponse.SerializeToString,
+            ),
+            'OpenConsole': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenConsole,
+                    request_deserializer=twilio_dot_broker_dot_v1_dot_admin__pb2.OpenConsoleRequest.FromString,
+                    response_serializer=twilio_dot_broker_dot_v1_dot_admin__pb2.OpenConsoleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -378,6 +399,33 @@ class Admin:
             '/twilio.broker.v1.Admin/Backup',
             twilio_dot_broker_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
             twilio_dot_broker_dot_v1_dot_admin__pb2.BackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenConsole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/twilio.broker.v1.Admin/OpenConsole',
+            twilio_dot_broker_dot_v1_dot_admin__pb2.OpenConsoleRequest.SerializeToString,
+            twilio_dot_broker_dot_v1_dot_admin__pb2.OpenConsoleResponse.FromString,
             options,
             channel_credentials,
             insecure,
