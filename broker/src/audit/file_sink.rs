@@ -655,14 +655,22 @@ impl Writer {
                         outcome.set(result);
                     }
                     Control::Signer(signer) => {
-                        if signer.public() != self.signer.public() {
+                        // A handover that cannot be written stays pending
+                        // (written ahead of the next batch) and the caller
+                        // learns why.
+                        let handed_over = if signer.public() != self.signer.public() {
                             let mut out = std::mem::take(&mut self.pending);
                             self.chain.push_handover(&mut out, &self.signer, &signer);
                             self.signer = *signer;
                             self.pending = out;
-                            self.write(None, None, true);
+                            self.write(None, None, true)
+                        } else {
+                            Ok(())
+                        };
+                        match handed_over {
+                            Ok(()) => self.to_syncer(None, Some(outcome), true),
+                            Err(reason) => outcome.set(Err(reason)),
                         }
-                        self.to_syncer(None, Some(outcome), true);
                     }
                 }
             }

@@ -154,15 +154,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ages = crate::rotation::Ages::new(Arc::clone(&vault), rotation);
     let _metrics = exporter.map(|e| e.with_ages(ages).serve(bearer.clone(), file.metrics));
     file.limits.check()?;
-    let mut state = State::new(vault, policy, audit, bearer)
-        .with_twilio(twilio, rotation)?
-        .with_limits(file.limits)
-        .with_shutdown_grace(settings.shutdown_grace)
-        .with_store_probe(Arc::clone(&store));
+    let mut state = State::new(vault, policy, audit, bearer);
+    // Before `with_twilio`, whose rotation task holds a reference to the
+    // services from then on.
     if let Some(console) = &console {
         state = state.with_console(console)?;
     }
-    let state = Arc::new(state);
+    let state = Arc::new(
+        state
+            .with_twilio(twilio, rotation)?
+            .with_limits(file.limits)
+            .with_shutdown_grace(settings.shutdown_grace)
+            .with_store_probe(Arc::clone(&store)),
+    );
     let shutdown = shutdown_signal()?;
     let bound = crate::transport::bind_all(&listeners).await?;
     for listener in &bound {
