@@ -59,8 +59,8 @@ use crate::state_file::StateFile;
 
 mod group;
 mod manifest;
-mod reread;
 mod names;
+mod reread;
 pub(crate) mod reseal;
 
 use manifest::Manifest;

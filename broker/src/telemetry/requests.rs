@@ -34,8 +34,8 @@ fn pairs() -> &'static Pairs {
 /// The handles for calls of `rpc` answered with status `code`.
 pub(crate) fn call(rpc: &'static str, code: &'static str) -> &'static CallMetrics {
     let pairs = pairs().pin();
-    if let Some(found) = pairs.get(&(rpc, code)) {
-        return *found;
+    if let Some(&found) = pairs.get(&(rpc, code)) {
+        return found;
     }
     // A bounded set of pairs, each leaked once (a lost race leaks one more).
     let made: &'static CallMetrics = Box::leak(Box::new(CallMetrics {
@@ -44,7 +44,8 @@ pub(crate) fn call(rpc: &'static str, code: &'static str) -> &'static CallMetric
             "twilio_broker_request_duration_seconds", "rpc" => rpc, "code" => code
         ),
     }));
-    *pairs.get_or_insert((rpc, code), made)
+    let &registered = pairs.get_or_insert((rpc, code), made);
+    registered
 }
 
 #[cfg(test)]
@@ -55,7 +56,10 @@ mod tests {
     fn one_pair_is_registered_once_and_pairs_stay_apart() {
         let first = call("GetBearer", "OK");
         let again = call("GetBearer", "OK");
-        assert!(std::ptr::eq(first, again), "the same pair reuses its handles");
+        assert!(
+            std::ptr::eq(first, again),
+            "the same pair reuses its handles"
+        );
         let other = call("GetBearer", "NOT_FOUND");
         assert!(!std::ptr::eq(first, other), "another status has its own");
         let other_rpc = call("MintAccessToken", "OK");

@@ -71,7 +71,9 @@ impl Vault {
             None => manifest = Manifest::default(),
         }
         // Only buckets the top lists newer than held are read again.
-        let buckets_read = manifest.refresh(self.store.as_ref(), &self.key.load()).await?;
+        let buckets_read = manifest
+            .refresh(self.store.as_ref(), &self.key.load())
+            .await?;
         if manifest.generation < current.manifest.generation {
             return Err(StoreError::Backend(format!(
                 "the store was rolled back while running (generation {} < {}); \
@@ -217,7 +219,9 @@ impl Vault {
         for store_key in again.iter().filter(|k| !seen.contains(*k)) {
             changed += 1;
             match self.store.get(store_key).await? {
-                Some(stored) => next.insert_record(&self.key.load(), &self.names, store_key, &stored),
+                Some(stored) => {
+                    next.insert_record(&self.key.load(), &self.names, store_key, &stored)
+                }
                 None => next.remove_record(store_key),
             }
         }
