@@ -29,6 +29,9 @@ pub const MIN_EVERY: Duration = Duration::from_secs(3600);
 /// Longest the scheduler sleeps before looking at the credentials again
 /// (new credentials, changed labels).
 pub const RECHECK: Duration = Duration::from_secs(60);
+/// How long the scheduler lets writes settle after being told of one
+/// before it plans again (a plan is O(credentials)).
+pub const CHANGE_SETTLE: Duration = Duration::from_secs(1);
 
 /// One scheduled credential and when it is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +195,12 @@ pub async fn run<C, L, R, F>(
             .min(RECHECK);
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = changed.notified() => {}
+            () = changed.notified() => {
+                // A plan reads every credential: a burst of writes (a bulk
+                // load of 100,000) re-plans once per CHANGE_SETTLE, not once
+                // per write.
+                tokio::time::sleep(CHANGE_SETTLE.min(sleep)).await;
+            }
         }
     }
 }
